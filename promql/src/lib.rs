@@ -5,8 +5,10 @@
 //! (asynchronously, so the aggregator can run DataFusion scans), then the
 //! expression is evaluated over those columnar series in memory.
 
+pub mod engine;
 pub mod storage;
 pub mod value;
 
+pub use engine::{Engine, EngineOptions, QueryError, QueryResult};
 pub use storage::{SelectRequest, Series, Storage, StorageError};
 pub use value::{Sample, Value};
