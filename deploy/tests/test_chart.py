@@ -27,12 +27,19 @@ from pathlib import Path
 
 import helm_python as helm
 
+try:  # Kubernetes' own OpenAPI schemas, per version (pip package kubernetes-validate).
+    import kubernetes_validate
+except ImportError:  # reported by the schema check, which then fails
+    kubernetes_validate = None
+
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "tidewatch"
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
 RELEASE = "tw"
 NAMESPACE = "observability"
 PORT = 9800
+# The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest schema known.
+KUBE_VERSIONS = ("1.25.0", "1.37.0")
 
 # Every kind the chart may render, with the apiVersion Kubernetes >= 1.25 serves.
 API_VERSIONS = {
@@ -174,6 +181,7 @@ class ManifestChecks:
         by_key = index(objects)
         for obj in objects:
             self.check_object(obj)
+            self.check_kubernetes_schema(obj)
         for obj in objects:
             if obj["kind"] in WORKLOAD_KINDS:
                 self.check_workload(obj, by_key, values)
@@ -185,6 +193,18 @@ class ManifestChecks:
                 self.check_ingress(obj, by_key)
             elif obj["kind"] == "ConfigMap":
                 self.check_configmap(obj, values)
+
+    def check_kubernetes_schema(self, obj: dict) -> None:
+        """Strict validation against the API server's schemas: types, required and unknown fields."""
+        self.assertIsNotNone(kubernetes_validate, "kubernetes-validate missing: run scripts/install-deps")
+        manifest = {k: v for k, v in obj.items() if k != "__template__"}
+        for version in KUBE_VERSIONS:
+            try:
+                kubernetes_validate.validate(manifest, version, strict=True)
+            except kubernetes_validate.ValidationError as e:
+                path = "/".join(str(p) for p in e.path)
+                self.fail(f"{obj['__template__']}: {obj['kind']}/{obj['metadata']['name']} "
+                          f"invalid for Kubernetes {version} at {path}: {e.message}")
 
     def check_object(self, obj: dict) -> None:
         kind = obj.get("kind")
