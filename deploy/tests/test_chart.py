@@ -3,8 +3,9 @@
 The chart is linted and rendered with the Helm v4 SDK (``helm-python-sdk``: the
 same Go code as ``helm lint`` and ``helm template``; no ``helm`` CLI and no
 Kubernetes API server exist here) with default and non-default values, and the
-rendered objects are checked the way the API server and kubelet would use
-them: kinds and apiVersions, required fields, selectors matching pod labels,
+rendered objects are validated against the Kubernetes API schemas
+(``kubernetes-validate``, strict) and checked the way the API server and
+kubelet would use them: kinds and apiVersions, required fields, selectors matching pod labels,
 Service ports resolving to container ports, probes, volumes, identities,
 Secret references and security contexts. The Dockerfile is linted with
 hadolint and checked structurally.
