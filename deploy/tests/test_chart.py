@@ -638,8 +638,11 @@ def run_container_and_probe(test: unittest.TestCase, wl: dict, by_key: dict, roo
         pending = dict(probes)
         while pending and time.monotonic() < deadline and proc.poll() is None:
             for name, path in list(pending.items()):
-                if http_status(f"http://127.0.0.1:{port}{path}") == 200:
+                status = http_status(f"http://127.0.0.1:{port}{path}")
+                if status == 200:
                     del pending[name]
+                elif status == 404:
+                    test.fail(f"{c['name']}: {name} path {path} does not exist (404)")
             if pending:
                 time.sleep(0.1)
         log.flush()
