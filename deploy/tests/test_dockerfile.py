@@ -89,6 +89,16 @@ class DockerfileTest(unittest.TestCase):
         self.assertTrue(any("--from=" in c and "tidewatch" in c for c in copies), copies)
         self.assertIn(("EXPOSE", "9800"), runtime)
 
+    def test_builder_embeds_the_dashboards_in_a_locked_release_build(self):
+        runs = [args for ins, args in self.instructions if ins == "RUN"]
+        dashboards = [i for i, r in enumerate(runs) if "scripts/build-dashboards" in r]
+        cargo = [i for i, r in enumerate(runs) if "cargo build" in r]
+        self.assertTrue(dashboards and cargo, runs)
+        self.assertLess(dashboards[0], cargo[0], "the binary embeds dashboards/dist: build it first")
+        for flag in ("--release", "--locked", "--bin tidewatch"):
+            self.assertIn(flag, runs[cargo[0]])
+        self.assertTrue(any("npm" in r for r in runs[: cargo[0]]), "no Node.js in the builder")
+
     def test_no_remote_add(self):
         for ins, args in self.instructions:
             if ins == "ADD":
