@@ -144,7 +144,14 @@ impl Engine {
         instant: bool,
     ) -> Result<QueryResult, QueryError> {
         let started = Instant::now();
-        let expr = parse(query)?;
+        let text = crate::preprocess::rewrite(
+            query,
+            crate::preprocess::QueryTimes {
+                step_ms: if instant { 0 } else { step_ms },
+                range_ms: end_ms - start_ms,
+            },
+        )?;
+        let expr = parse(&text)?;
         let ctx = Ctx::new(start_ms, end_ms, step_ms);
         let mut planner = Planner::new(&self.opts, start_ms, end_ms);
         planner.walk(&expr, &ctx);

@@ -8,6 +8,7 @@
 pub mod engine;
 mod eval;
 pub mod memory;
+pub mod preprocess;
 pub mod promqltest;
 pub mod storage;
 pub mod value;

@@ -14,7 +14,7 @@ use super::aggregate::{cmp_asc_nan_last, cmp_desc_nan_last};
 use super::histogram::histogram_quantile;
 use super::range_fns::{self, WinCtx, keeps_name, range_arg_index};
 use super::util::format_float;
-use super::{Ctx, EvalResult, Evaluator, SVec, Val};
+use super::{Ctx, EvalResult, Evaluator, RangeMode, SVec, Val};
 use crate::engine::QueryError;
 
 fn unwrap_paren(e: &Expr) -> &Expr {
@@ -160,7 +160,8 @@ fn absent_labels(e: &Expr) -> Labels {
     let mut l = Labels::empty();
     let mut dup: Vec<String> = Vec::new();
     for m in &vs.matchers.matchers {
-        if m.name == METRIC_NAME || m.op != MatchOp::Equal {
+        if m.name == METRIC_NAME || m.name == crate::preprocess::EXT_LABEL || m.op != MatchOp::Equal
+        {
             continue;
         }
         if l.get(&m.name).is_some() || dup.contains(&m.name) {
@@ -534,6 +535,21 @@ impl Evaluator<'_> {
                 }
             }
         }
+        match ra.mode {
+            RangeMode::Anchored
+                if !matches!(name, "changes" | "delta" | "increase" | "rate" | "resets") =>
+            {
+                return Err(QueryError::BadData(format!(
+                    "anchored modifier can only be used with: changes, delta, increase, rate, resets - not with {name}"
+                )));
+            }
+            RangeMode::Smoothed if !matches!(name, "delta" | "increase" | "rate") => {
+                return Err(QueryError::BadData(format!(
+                    "smoothed modifier can only be used with: delta, increase, rate - not with {name}"
+                )));
+            }
+            _ => {}
+        }
         let keep = keeps_name(name);
         let counterish = matches!(name, "rate" | "increase");
         let mut out = Vec::with_capacity(ra.series.len());
@@ -553,7 +569,39 @@ impl Evaluator<'_> {
                     p0: p0[i],
                     p1: p1[i],
                 };
-                let r = range_fns::apply(name, &s.ts[lo..hi], &s.vals[lo..hi], &w);
+                let r = match ra.mode {
+                    RangeMode::Normal => range_fns::apply(name, &s.ts[lo..hi], &s.vals[lo..hi], &w),
+                    mode => {
+                        let smoothed = mode == RangeMode::Smoothed;
+                        let start = w.r_end - ra.range;
+                        match name {
+                            "rate" | "increase" | "delta" => range_fns::extended_rate(
+                                &s.ts[lo..hi],
+                                &s.vals[lo..hi],
+                                start,
+                                w.r_end,
+                                ra.range,
+                                smoothed,
+                                name != "delta",
+                                name == "rate",
+                            ),
+                            _ => {
+                                let (ts, vs) = range_fns::extend_floats(
+                                    &s.ts[lo..hi],
+                                    &s.vals[lo..hi],
+                                    start,
+                                    w.r_end,
+                                    smoothed,
+                                );
+                                if ts.is_empty() {
+                                    None
+                                } else {
+                                    range_fns::apply(name, &ts, &vs, &w)
+                                }
+                            }
+                        }
+                    }
+                };
                 if r.is_some() {
                     any = true;
                 }

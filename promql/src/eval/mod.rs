@@ -71,6 +71,32 @@ pub(crate) struct RangeArg {
     pub range: i64,
     pub offset: i64,
     pub at: Option<i64>,
+    pub mode: RangeMode,
+    /// Lookback delta (ms), how far anchored/smoothed windows extend.
+    pub lookback: i64,
+}
+
+/// Extended range-selector modifiers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RangeMode {
+    Normal,
+    Anchored,
+    Smoothed,
+}
+
+impl RangeMode {
+    /// The modifier written on a selector (see [`crate::preprocess`]).
+    pub fn of(vs: &VectorSelector) -> RangeMode {
+        for m in &vs.matchers.matchers {
+            if m.name == crate::preprocess::EXT_LABEL {
+                return match m.value.as_str() {
+                    "anchored" => RangeMode::Anchored,
+                    _ => RangeMode::Smoothed,
+                };
+            }
+        }
+        RangeMode::Normal
+    }
 }
 
 /// One series of a range argument (stale markers already removed).
@@ -93,12 +119,22 @@ impl RangeArg {
     /// `s` for every step: samples in `(ref - range, ref]`.
     pub fn windows(&self, ctx: &Ctx, s: &RangeSeries, mut f: impl FnMut(usize, usize, usize)) {
         let (mut lo, mut hi) = (0usize, 0usize);
+        let before = if self.mode == RangeMode::Normal {
+            0
+        } else {
+            self.lookback
+        };
+        let after = if self.mode == RangeMode::Smoothed {
+            self.lookback
+        } else {
+            0
+        };
         for i in 0..ctx.n {
             let r = self.ref_time(ctx, i);
-            while hi < s.ts.len() && s.ts[hi] <= r {
+            while hi < s.ts.len() && s.ts[hi] <= r + after {
                 hi += 1;
             }
-            while lo < hi && s.ts[lo] <= r - self.range {
+            while lo < hi && s.ts[lo] <= r - self.range - before {
                 lo += 1;
             }
             f(i, lo, hi);
@@ -243,10 +279,30 @@ impl Evaluator<'_> {
             },
             Expr::VectorSelector(vs) => Ok(Val::Vector(self.select_vector(vs, ctx, false))),
             Expr::MatrixSelector(_) | Expr::Subquery(_) => {
-                let ra = self.range_arg(expr, ctx)?;
+                let mut ra = self.range_arg(expr, ctx)?;
                 let r = ra.ref_time(ctx, 0);
                 let mut out = Vec::with_capacity(ra.series.len());
-                for s in ra.series {
+                for s in std::mem::take(&mut ra.series) {
+                    if ra.mode != RangeMode::Normal {
+                        let (mut lo, mut hi) = (0, 0);
+                        ra.windows(&Ctx { n: 1, ..*ctx }, &s, |_, l, h| (lo, hi) = (l, h));
+                        let (ts, vals) = range_fns::extend_floats(
+                            &s.ts[lo..hi],
+                            &s.vals[lo..hi],
+                            r - ra.range,
+                            r,
+                            ra.mode == RangeMode::Smoothed,
+                        );
+                        if !ts.is_empty() {
+                            out.push(RangeSeries {
+                                labels: s.labels,
+                                ts,
+                                vals,
+                                drop_name: s.drop_name,
+                            });
+                        }
+                        continue;
+                    }
                     let lo = s.ts.partition_point(|&t| t <= r - ra.range);
                     let hi = s.ts.partition_point(|&t| t <= r);
                     if lo < hi {
@@ -383,6 +439,8 @@ impl Evaluator<'_> {
                     range: ms.range.as_millis() as i64,
                     offset: offset_ms(&ms.vs.offset),
                     at: at_ms(&ms.vs.at, self.query_start, self.query_end),
+                    mode: RangeMode::of(&ms.vs),
+                    lookback: self.opts.lookback_delta.as_millis() as i64,
                 })
             }
             Expr::Subquery(sq) => {
@@ -413,6 +471,8 @@ impl Evaluator<'_> {
                     range: sq.range.as_millis() as i64,
                     offset: offset_ms(&sq.offset),
                     at: at_ms(&sq.at, self.query_start, self.query_end),
+                    mode: RangeMode::Normal,
+                    lookback: 0,
                 })
             }
             other => Err(QueryError::BadData(format!(

@@ -9,7 +9,7 @@ use promql_parser::parser::Expr;
 use promql_parser::parser::ast::VectorSelector;
 use tidewatch_common::Labels;
 
-use super::{Ctx, at_ms, offset_ms, selector_key, subquery_ctx};
+use super::{Ctx, RangeMode, at_ms, offset_ms, selector_key, subquery_ctx};
 use crate::engine::{EngineOptions, QueryError};
 use crate::storage::{SelectRequest, Series, Storage};
 
@@ -75,7 +75,16 @@ impl<'e> Planner<'e> {
             }
             Expr::MatrixSelector(ms) => {
                 let (lo, hi) = self.span(&ms.vs, ctx);
-                self.need(&ms.vs, lo - ms.range.as_millis() as i64 + 1, hi);
+                let (before, after) = match RangeMode::of(&ms.vs) {
+                    RangeMode::Normal => (0, 0),
+                    RangeMode::Anchored => (self.lookback, 0),
+                    RangeMode::Smoothed => (self.lookback, self.lookback),
+                };
+                self.need(
+                    &ms.vs,
+                    lo - ms.range.as_millis() as i64 - before + 1,
+                    hi + after,
+                );
             }
             Expr::Subquery(sq) => {
                 let inner = subquery_ctx(sq, ctx, self.default_step, self.qstart, self.qend);
@@ -117,6 +126,9 @@ pub(crate) fn matcher_sets(vs: &VectorSelector) -> Vec<Vec<Matcher>> {
         for alt in &vs.matchers.or_matchers {
             sets.push(alt.clone());
         }
+    }
+    for s in &mut sets {
+        s.retain(|m| m.name != crate::preprocess::EXT_LABEL);
     }
     for s in &mut sets {
         if let Some(n) = &name {

@@ -255,3 +255,154 @@ pub(crate) fn linear_regression(ts: &[i64], vs: &[f64], intercept_t: i64) -> (f6
     let slope = cov / var;
     (slope, sy / n - slope * sx / n)
 }
+
+fn interpolate(p1: (i64, f64), p2: (i64, f64), t: i64, counter: bool, left_edge: bool) -> f64 {
+    let (mut y1, mut y2) = (p1.1, p2.1);
+    if counter && y2 < y1 {
+        if left_edge {
+            y1 = 0.0;
+        } else {
+            y2 += y1;
+        }
+    }
+    y1 + (y2 - y1) * (t - p1.0) as f64 / (p2.0 - p1.0) as f64
+}
+
+/// Go's `sort.Search(n, f)`.
+fn search(n: usize, f: impl Fn(usize) -> bool) -> usize {
+    let (mut i, mut j) = (0, n);
+    while i < j {
+        let h = (i + j) / 2;
+        if !f(h) {
+            i = h + 1;
+        } else {
+            j = h;
+        }
+    }
+    i
+}
+
+/// Boundary indexes and values of an anchored/smoothed window; `None` when
+/// the window holds nothing after its start.
+fn extended_bounds(
+    ts: &[i64],
+    vs: &[f64],
+    start: i64,
+    end: i64,
+    smoothed: bool,
+    counter: bool,
+) -> Option<(usize, usize, f64, f64)> {
+    if ts.is_empty() {
+        return None;
+    }
+    let mut last = ts.len() - 1;
+    let first = search(last, |i| ts[i] > start).saturating_sub(1);
+    if smoothed {
+        last = search(last, |i| ts[i] >= end);
+    }
+    if ts[last] <= start {
+        return None;
+    }
+    let left = if smoothed && ts[first] < start {
+        interpolate(
+            (ts[first], vs[first]),
+            (ts[first + 1], vs[first + 1]),
+            start,
+            counter,
+            true,
+        )
+    } else {
+        vs[first]
+    };
+    let right = if smoothed && last > 0 && ts[last] > end {
+        interpolate(
+            (ts[last - 1], vs[last - 1]),
+            (ts[last], vs[last]),
+            end,
+            counter,
+            false,
+        )
+    } else {
+        vs[last]
+    };
+    Some((first, last, left, right))
+}
+
+/// `rate`/`increase`/`delta` with the `anchored` or `smoothed` modifier over
+/// samples that include the lookback before (and for smoothed after) the
+/// range.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn extended_rate(
+    ts: &[i64],
+    vs: &[f64],
+    start: i64,
+    end: i64,
+    range: i64,
+    smoothed: bool,
+    counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
+    let (mut first, mut last, left, right) =
+        extended_bounds(ts, vs, start, end, smoothed, counter)?;
+    let mut result = right - left;
+    if counter {
+        if ts[first] <= start {
+            first += 1;
+        }
+        if ts[last] >= end {
+            last = last.wrapping_sub(1);
+        }
+        let mut prev = left;
+        if last != usize::MAX && first <= last {
+            for &v in &vs[first..=last] {
+                if v < prev {
+                    result += prev;
+                }
+                prev = v;
+            }
+        }
+        if right < prev {
+            result += prev;
+        }
+    }
+    if is_rate {
+        result /= range as f64 / 1000.0;
+    }
+    Some(result)
+}
+
+/// Trims an anchored/smoothed window to `[start, end]` with synthetic
+/// boundary samples (Prometheus's `extendFloats`).
+pub(crate) fn extend_floats(
+    ts: &[i64],
+    vs: &[f64],
+    start: i64,
+    end: i64,
+    smoothed: bool,
+) -> (Vec<i64>, Vec<f64>) {
+    let Some((mut first, mut last, left, right)) =
+        extended_bounds(ts, vs, start, end, smoothed, false)
+    else {
+        return (Vec::new(), Vec::new());
+    };
+    if ts[first] <= start {
+        first += 1;
+    }
+    let mut ot = vec![start];
+    let mut ov = vec![left];
+    if ts[last] >= end {
+        if last == 0 {
+            ot.push(end);
+            ov.push(right);
+            return (ot, ov);
+        }
+        last -= 1;
+    }
+    if first <= last {
+        ot.extend_from_slice(&ts[first..=last]);
+        ov.extend_from_slice(&vs[first..=last]);
+    }
+    ot.push(end);
+    ov.push(right);
+    (ot, ov)
+}
