@@ -62,12 +62,15 @@ pub fn rewrite(query: &str, times: QueryTimes) -> Result<String, QueryError> {
                 while j < b.len() && b[j].is_ascii_whitespace() {
                     j += 1;
                 }
-                for kw in ["anchored", "smoothed"] {
-                    if word_at(query, j, kw) {
-                        insert_marker(&mut out, kw)?;
-                        i = j + kw.len();
-                    }
-                }
+            }
+            _ if word_at(query, i, "anchored") || word_at(query, i, "smoothed") => {
+                let kw = if word_at(query, i, "anchored") {
+                    "anchored"
+                } else {
+                    "smoothed"
+                };
+                insert_marker(&mut out, kw)?;
+                i += kw.len();
             }
             _ if word_at(query, i, "offset") => {
                 out.push_str("offset");
@@ -106,8 +109,13 @@ pub fn rewrite(query: &str, times: QueryTimes) -> Result<String, QueryError> {
                 if let Some(end) = atom_end {
                     let v = eval_duration(&query[k..end], times)?;
                     let v = if neg { -v } else { v };
-                    out.push(' ');
-                    out.push_str(&fmt_ms(v));
+                    if (v * 1000.0).round() == 0.0 {
+                        // A zero offset is no offset (the parser rejects `offset 0ms`).
+                        out.truncate(out.len() - "offset".len());
+                    } else {
+                        out.push(' ');
+                        out.push_str(&fmt_ms(v));
+                    }
                     i = end;
                 }
             }
@@ -231,13 +239,32 @@ fn is_plain_duration(t: &str) -> bool {
     any
 }
 
-/// Inserts the modifier marker into the selector just written to `out`
-/// (which ends with its `[range]`).
+/// Inserts the modifier marker into the selector that `out` ends with,
+/// looking past its range, `offset` and `@` modifiers.
 fn insert_marker(out: &mut String, kw: &str) -> Result<(), QueryError> {
-    let open = out
-        .rfind('[')
-        .ok_or_else(|| QueryError::BadData(format!("{kw} needs a range selector")))?;
-    let before = out[..open].trim_end();
+    let mut end = out.trim_end().len();
+    loop {
+        let s = &out[..end];
+        let tok_start = s.rfind(char::is_whitespace).map_or(0, |p| p + 1);
+        let prev = s[..tok_start].trim_end();
+        let prev_start = prev.rfind(char::is_whitespace).map_or(0, |p| p + 1);
+        match &prev[prev_start..] {
+            "offset" | "@" => end = prev[..prev_start].trim_end().len(),
+            p if p.ends_with("offset") || p.ends_with('@') => {
+                end = prev.len() - if p.ends_with('@') { 1 } else { "offset".len() };
+                end = out[..end].trim_end().len();
+            }
+            _ => break,
+        }
+    }
+    let mut sel_end = end;
+    if out[..end].ends_with(']') {
+        let open = out[..end]
+            .rfind('[')
+            .ok_or_else(|| QueryError::BadData(format!("{kw} needs a selector")))?;
+        sel_end = out[..open].trim_end().len();
+    }
+    let before = &out[..sel_end];
     let marker = format!("{EXT_LABEL}=\"{kw}\"");
     if before.ends_with('}') {
         let close = before.len() - 1;
@@ -248,7 +275,7 @@ fn insert_marker(out: &mut String, kw: &str) -> Result<(), QueryError> {
         let ins = if empty { marker } else { format!(",{marker}") };
         out.insert_str(close, &ins);
     } else if before.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
-        out.insert_str(before.len(), &format!("{{{marker}}}"));
+        out.insert_str(sel_end, &format!("{{{marker}}}"));
     } else {
         return Err(QueryError::BadData(format!(
             "{kw} modifier is not supported for subqueries"
@@ -450,11 +477,19 @@ mod tests {
     fn marks_extended_range_modifiers() {
         assert_eq!(
             rewrite("rate(x[1m] anchored)", T).unwrap(),
-            format!("rate(x{{{EXT_LABEL}=\"anchored\"}}[1m])")
+            format!("rate(x{{{EXT_LABEL}=\"anchored\"}}[1m] )")
         );
         assert_eq!(
             rewrite("rate(x{a=\"b\"}[1m] smoothed)", T).unwrap(),
-            format!("rate(x{{a=\"b\",{EXT_LABEL}=\"smoothed\"}}[1m])")
+            format!("rate(x{{a=\"b\",{EXT_LABEL}=\"smoothed\"}}[1m] )")
+        );
+        assert_eq!(
+            rewrite("x @ 100 smoothed + 0", T).unwrap(),
+            format!("x{{{EXT_LABEL}=\"smoothed\"}} @ 100  + 0")
+        );
+        assert_eq!(
+            rewrite("x[1m] offset 5m anchored", T).unwrap(),
+            format!("x{{{EXT_LABEL}=\"anchored\"}}[1m] offset 5m ")
         );
     }
 }

@@ -368,6 +368,7 @@ impl Evaluator<'_> {
         let offset = offset_ms(&vs.offset);
         let at = at_ms(&vs.at, self.query_start, self.query_end);
         let lookback = self.opts.lookback_delta.as_millis() as i64;
+        let smoothed = RangeMode::of(vs) == RangeMode::Smoothed;
         let mut out = Vec::with_capacity(series.len());
         for s in series {
             let mut vals = vec![None; ctx.n];
@@ -383,6 +384,12 @@ impl Evaluator<'_> {
                     if s.timestamps[k] > r - lookback && !is_stale_nan(s.values[k]) {
                         *slot = Some(if timestamps {
                             s.timestamps[k] as f64 / 1000.0
+                        } else if smoothed {
+                            let after = (j < s.timestamps.len()
+                                && s.timestamps[j] <= r + lookback
+                                && !is_stale_nan(s.values[j]))
+                            .then(|| (s.timestamps[j], s.values[j]));
+                            range_fns::smoothed_at((s.timestamps[k], s.values[k]), after, r)
                         } else {
                             s.values[k]
                         });

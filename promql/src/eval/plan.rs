@@ -71,7 +71,12 @@ impl<'e> Planner<'e> {
         match expr {
             Expr::VectorSelector(vs) => {
                 let (lo, hi) = self.span(vs, ctx);
-                self.need(vs, lo - self.lookback + 1, hi);
+                let after = if RangeMode::of(vs) == RangeMode::Smoothed {
+                    self.lookback
+                } else {
+                    0
+                };
+                self.need(vs, lo - self.lookback + 1, hi + after);
             }
             Expr::MatrixSelector(ms) => {
                 let (lo, hi) = self.span(&ms.vs, ctx);

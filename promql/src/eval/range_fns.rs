@@ -256,16 +256,22 @@ pub(crate) fn linear_regression(ts: &[i64], vs: &[f64], intercept_t: i64) -> (f6
     (slope, sy / n - slope * sx / n)
 }
 
-fn interpolate(p1: (i64, f64), p2: (i64, f64), t: i64, counter: bool, left_edge: bool) -> f64 {
-    let (mut y1, mut y2) = (p1.1, p2.1);
+/// Linear interpolation at `t`; across a counter reset the counter is taken
+/// to restart from zero.
+fn interpolate(p1: (i64, f64), p2: (i64, f64), t: i64, counter: bool) -> f64 {
+    let (mut y1, y2) = (p1.1, p2.1);
     if counter && y2 < y1 {
-        if left_edge {
-            y1 = 0.0;
-        } else {
-            y2 += y1;
-        }
+        y1 = 0.0;
     }
     y1 + (y2 - y1) * (t - p1.0) as f64 / (p2.0 - p1.0) as f64
+}
+
+/// Value of a smoothed instant selector at `t` from the samples around it.
+pub(crate) fn smoothed_at(before: (i64, f64), after: Option<(i64, f64)>, t: i64) -> f64 {
+    match after {
+        Some(a) if before.0 < t => interpolate(before, a, t, false),
+        _ => before.1,
+    }
 }
 
 /// Go's `sort.Search(n, f)`.
@@ -300,7 +306,7 @@ fn extended_bounds(
     if smoothed {
         last = search(last, |i| ts[i] >= end);
     }
-    if ts[last] <= start {
+    if ts[last] <= start || ts[first] > end {
         return None;
     }
     let left = if smoothed && ts[first] < start {
@@ -309,7 +315,6 @@ fn extended_bounds(
             (ts[first + 1], vs[first + 1]),
             start,
             counter,
-            true,
         )
     } else {
         vs[first]
@@ -320,7 +325,6 @@ fn extended_bounds(
             (ts[last], vs[last]),
             end,
             counter,
-            false,
         )
     } else {
         vs[last]

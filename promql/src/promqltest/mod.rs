@@ -181,7 +181,14 @@ fn touches_histograms(query: &str, histograms: &[Labels]) -> bool {
     if histograms.is_empty() {
         return false;
     }
-    let Ok(expr) = crate::engine::parse(query) else {
+    let times = crate::preprocess::QueryTimes {
+        step_ms: 0,
+        range_ms: 0,
+    };
+    let Ok(text) = crate::preprocess::rewrite(query, times) else {
+        return false;
+    };
+    let Ok(expr) = crate::engine::parse(&text) else {
         return false;
     };
     let mut hit = false;
