@@ -162,6 +162,7 @@ impl Engine {
             data: &data,
             query_start: start_ms,
             query_end: end_ms,
+            query_step: if instant { 0 } else { step_ms },
             deadline: started + self.opts.timeout,
             started,
             warnings: Vec::new(),

@@ -234,6 +234,32 @@ impl Evaluator<'_> {
                 (0..ctx.n).map(|i| ctx.ts(i) as f64 / 1000.0).collect(),
             )),
             "pi" => Ok(Val::Scalar(vec![std::f64::consts::PI; ctx.n])),
+            "step" => Ok(Val::Scalar(vec![self.query_step as f64 / 1000.0; ctx.n])),
+            "range" => Ok(Val::Scalar(vec![
+                (self.query_end - self.query_start) as f64
+                    / 1000.0;
+                ctx.n
+            ])),
+            "start" => Ok(Val::Scalar(vec![self.query_start as f64 / 1000.0; ctx.n])),
+            "end" => Ok(Val::Scalar(vec![self.query_end as f64 / 1000.0; ctx.n])),
+            "min_of" | "max_of" => {
+                let a = self.eval_scalar(&args[0], ctx)?;
+                let b = self.eval_scalar(&args[1], ctx)?;
+                Ok(Val::Scalar(
+                    a.iter()
+                        .zip(&b)
+                        .map(|(x, y)| {
+                            if x.is_nan() || y.is_nan() {
+                                f64::NAN
+                            } else if name == "min_of" {
+                                x.min(*y)
+                            } else {
+                                x.max(*y)
+                            }
+                        })
+                        .collect(),
+                ))
+            }
             "vector" => {
                 let s = self.eval_scalar(&args[0], ctx)?;
                 Ok(Val::Vector(vec![SVec {
@@ -561,10 +587,9 @@ impl Evaluator<'_> {
                 if hi <= lo {
                     return;
                 }
-                let t_eval = ra.at.unwrap_or_else(|| ctx.ts(i));
                 let w = WinCtx {
-                    t_eval,
-                    r_end: t_eval - ra.offset,
+                    t_eval: ctx.ts(i),
+                    r_end: ra.ref_time(ctx, i),
                     range: ra.range,
                     p0: p0[i],
                     p1: p1[i],

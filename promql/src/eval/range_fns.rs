@@ -105,7 +105,7 @@ pub(crate) fn apply(name: &str, ts: &[i64], vs: &[f64], w: &WinCtx) -> Option<f6
             let (slope, intercept) = linear_regression(ts, vs, w.t_eval);
             Some(slope * w.p0 + intercept)
         }
-        "avg_over_time" => Some(kahan_mean(vs.iter().copied())),
+        "avg_over_time" => Some(kahan_mean(vs)),
         "sum_over_time" => Some(kahan_sum(vs.iter().copied())),
         "count_over_time" => Some(n as f64),
         "present_over_time" => Some(1.0),
@@ -149,6 +149,9 @@ pub(crate) fn apply(name: &str, ts: &[i64], vs: &[f64], w: &WinCtx) -> Option<f6
             Some(quantile(w.p0, &mut b))
         }
         "mad_over_time" => {
+            if vs.iter().any(|v| v.is_nan()) {
+                return Some(f64::NAN);
+            }
             let mut b = vs.to_vec();
             let med = quantile(0.5, &mut b);
             let mut d: Vec<f64> = vs.iter().map(|v| (v - med).abs()).collect();

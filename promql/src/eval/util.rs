@@ -26,12 +26,13 @@ pub(crate) fn kahan_sum(vals: impl IntoIterator<Item = f64>) -> f64 {
     if s.is_infinite() { s } else { s + c }
 }
 
-/// Compensated mean that switches to an incremental mean on overflow.
-pub(crate) fn kahan_mean(vals: impl IntoIterator<Item = f64>) -> f64 {
-    let (mut sum, mut mean, mut c, mut count) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+/// Compensated mean that switches to an incremental mean on overflow
+/// (Prometheus's `avg_over_time`).
+pub(crate) fn kahan_mean(vals: &[f64]) -> f64 {
+    let (mut sum, mut mean, mut c, mut count) = (vals[0], 0.0f64, 0.0f64, 1.0f64);
     let mut incremental = false;
-    for v in vals {
-        count += 1.0;
+    for (i, &v) in vals.iter().enumerate().skip(1) {
+        count = (i + 1) as f64;
         if !incremental {
             let (ns, nc) = kahan_inc(v, sum, c);
             if !ns.is_infinite() {
