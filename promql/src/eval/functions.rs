@@ -11,7 +11,7 @@ use tidewatch_common::Labels;
 use tidewatch_common::labels::{METRIC_NAME, is_valid_label_name};
 
 use super::aggregate::{cmp_asc_nan_last, cmp_desc_nan_last};
-use super::histogram::histogram_quantile;
+use super::histogram::{Flags, bucket_fraction, bucket_quantile, classic_histograms};
 use super::range_fns::{self, WinCtx, keeps_name, range_arg_index};
 use super::util::format_float;
 use super::{Ctx, EvalResult, Evaluator, RangeMode, SVec, Val};
@@ -479,30 +479,8 @@ impl Evaluator<'_> {
                 }
                 Ok(Val::Vector(merge_same(out)?))
             }
-            "histogram_quantile" => {
-                let q = self.eval_scalar(&args[0], ctx)?;
-                let v = self.eval_vector(&args[1], ctx)?;
-                let (out, flags) = histogram_quantile(&q, &v, ctx);
-                if !out.is_empty() {
-                    for &qv in &q {
-                        if !(0.0..=1.0).contains(&qv) {
-                            self.warn(format!(
-                                "PromQL warning: quantile value should be between 0 and 1, got {}",
-                                format_float(qv)
-                            ));
-                        }
-                    }
-                }
-                if flags.bad_le {
-                    self.warn(
-                        "PromQL warning: bucket label \"le\" is missing or has a malformed value"
-                            .into(),
-                    );
-                }
-                if flags.forced_monotonic {
-                    self.info("PromQL info: input to histogram_quantile needed to be fixed for monotonicity".into());
-                }
-                Ok(Val::Vector(out))
+            "histogram_quantile" | "histogram_quantiles" | "histogram_fraction" => {
+                self.classic_histogram_fn(name, args, ctx)
             }
             "info" => Ok(Val::Vector(self.eval_vector(&args[0], ctx)?)),
             n if n.starts_with("histogram_") => {
@@ -516,6 +494,84 @@ impl Evaluator<'_> {
                 "function {other:?} is not supported"
             ))),
         }
+    }
+
+    fn classic_histogram_fn(
+        &mut self,
+        name: &str,
+        args: &[Box<Expr>],
+        ctx: &Ctx,
+    ) -> EvalResult<Val> {
+        let mut bad_le = Vec::new();
+        let mut flags = Flags::default();
+        let check_q = |ev: &mut Self, q: &[f64]| {
+            for &qv in q {
+                if !(0.0..=1.0).contains(&qv) {
+                    ev.warn(format!(
+                        "PromQL warning: quantile value should be between 0 and 1, got {}",
+                        format_float(qv)
+                    ));
+                }
+            }
+        };
+        let out = match name {
+            "histogram_quantile" => {
+                let q = self.eval_scalar(&args[0], ctx)?;
+                check_q(self, &q);
+                let v = self.eval_vector(&args[1], ctx)?;
+                classic_histograms(&v, ctx, &mut bad_le, |i, b| {
+                    bucket_quantile(q[i], b, &mut flags)
+                })
+            }
+            "histogram_fraction" => {
+                let lo = self.eval_scalar(&args[0], ctx)?;
+                let hi = self.eval_scalar(&args[1], ctx)?;
+                let v = self.eval_vector(&args[2], ctx)?;
+                classic_histograms(&v, ctx, &mut bad_le, |i, b| {
+                    bucket_fraction(lo[i], hi[i], b)
+                })
+            }
+            _ => {
+                let v = self.eval_vector(&args[0], ctx)?;
+                let label = self.string_arg(args, 1, ctx)?;
+                if !is_valid_label_name(&label) {
+                    return Err(QueryError::Execution(format!(
+                        "invalid label name {label:?}"
+                    )));
+                }
+                let mut all = Vec::new();
+                for a in &args[2..] {
+                    let q = self.eval_scalar(a, ctx)?;
+                    check_q(self, &q);
+                    bad_le.clear();
+                    let mut part = classic_histograms(&v, ctx, &mut bad_le, |i, b| {
+                        bucket_quantile(q[i], b, &mut flags)
+                    });
+                    let qs = if q[0].is_finite() && q[0].fract() == 0.0 {
+                        format!("{:.1}", q[0])
+                    } else {
+                        format_float(q[0])
+                    };
+                    for s in &mut part {
+                        s.labels.set(&label, &qs);
+                    }
+                    all.extend(part);
+                }
+                merge_same(all)?
+            }
+        };
+        if let Some((le, metric)) = bad_le.first() {
+            self.warn(format!(
+                "PromQL warning: bucket label \"le\" is missing or has a malformed value of {le:?} for metric name {metric:?}"
+            ));
+        }
+        if flags.forced_monotonic {
+            self.info(
+                "PromQL info: input to histogram_quantile needed to be fixed for monotonicity"
+                    .into(),
+            );
+        }
+        Ok(Val::Vector(out))
     }
 
     fn eval_range_fn(

@@ -10,7 +10,6 @@ use super::{Ctx, SVec};
 #[derive(Default)]
 pub(crate) struct Flags {
     pub forced_monotonic: bool,
-    pub bad_le: bool,
 }
 
 fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
@@ -101,24 +100,104 @@ fn parse_le(s: &str) -> Option<f64> {
         "+Inf" | "Inf" | "+inf" | "inf" => Some(f64::INFINITY),
         "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
         "NaN" | "nan" => Some(f64::NAN),
-        _ => s.trim().parse::<f64>().ok(),
+        _ => crate::promqltest::parse_float(s),
     }
 }
 
-/// Evaluates `histogram_quantile(q, input)` for every step; returns the
-/// output series and flags.
-pub(crate) fn histogram_quantile(q: &[f64], input: &[SVec], ctx: &Ctx) -> (Vec<SVec>, Flags) {
-    let mut flags = Flags::default();
+/// Prometheus's `BucketFraction` over `(upper bound, cumulative count)`.
+pub(crate) fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if !buckets.last().is_some_and(|b| b.0 == f64::INFINITY) {
+        return f64::NAN;
+    }
+    let mut out: Vec<(f64, f64)> = Vec::with_capacity(buckets.len());
+    for &b in buckets.iter() {
+        match out.last_mut() {
+            Some(l) if l.0 == b.0 => l.1 += b.1,
+            _ => out.push(b),
+        }
+    }
+    let count = out[out.len() - 1].1;
+    if count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
+    let (mut lower_set, mut upper_set) = (false, false);
+    let mut lower_bound = if out[0].0 <= 0.0 {
+        f64::NEG_INFINITY
+    } else {
+        0.0
+    };
+    for (i, &(upper_bound, bcount)) in out.iter().enumerate() {
+        if i > 0 {
+            lower_bound = out[i - 1].0;
+        }
+        let interp = |v: f64| {
+            if lower_bound == f64::NEG_INFINITY {
+                bcount
+            } else {
+                rank + (bcount - rank) * (v - lower_bound) / (upper_bound - lower_bound)
+            }
+        };
+        if !lower_set && lower_bound >= lower {
+            lower_rank = rank;
+            lower_set = true;
+        }
+        if !upper_set && lower_bound >= upper {
+            upper_rank = rank;
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        if !lower_set && lower_bound < lower && upper_bound > lower {
+            lower_rank = interp(lower);
+            lower_set = true;
+        }
+        if !upper_set && lower_bound < upper && upper_bound > upper {
+            upper_rank = interp(upper);
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        rank = bcount;
+    }
+    if !lower_set || lower_rank > count {
+        lower_rank = count;
+    }
+    if !upper_set || upper_rank > count {
+        upper_rank = count;
+    }
+    (upper_rank - lower_rank) / count
+}
+
+/// Evaluates a classic-histogram function for every step: series are
+/// grouped by their labels without `le`, and `f(step, buckets)` computes the
+/// value from `(upper bound, count)` pairs. Series without a valid `le` are
+/// reported in `bad_le` (their `le` value and metric name).
+pub(crate) fn classic_histograms(
+    input: &[SVec],
+    ctx: &Ctx,
+    bad_le: &mut Vec<(String, String)>,
+    mut f: impl FnMut(usize, &mut Vec<(f64, f64)>) -> f64,
+) -> Vec<SVec> {
     let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut groups: Vec<(Labels, Vec<(usize, f64)>)> = Vec::new();
     for (si, s) in input.iter().enumerate() {
-        let Some(le) = s.labels.get("le").and_then(parse_le) else {
-            flags.bad_le = true;
+        let le_raw = s.labels.get("le").unwrap_or("");
+        let Some(le) = parse_le(le_raw) else {
+            bad_le.push((
+                le_raw.to_string(),
+                s.labels.metric_name().unwrap_or("").to_string(),
+            ));
             continue;
         };
         let mut l = s.labels.clone();
         l.remove("le");
-        l.remove(tidewatch_common::labels::METRIC_NAME);
         let n = groups.len();
         let gi = *index.entry(l.clone()).or_insert_with(|| {
             groups.push((l, Vec::new()));
@@ -140,15 +219,15 @@ pub(crate) fn histogram_quantile(q: &[f64], input: &[SVec], ctx: &Ctx) -> (Vec<S
             if buf.is_empty() {
                 continue;
             }
-            *slot = Some(bucket_quantile(q[i], &mut buf, &mut flags));
+            *slot = Some(f(i, &mut buf));
         }
         if vals.iter().any(|v| v.is_some()) {
             out.push(SVec {
                 labels,
                 vals,
-                drop_name: false,
+                drop_name: true,
             });
         }
     }
-    (out, flags)
+    out
 }
