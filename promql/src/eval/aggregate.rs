@@ -40,11 +40,7 @@ fn groups(input: &[SVec], m: &Option<LabelModifier>) -> (Vec<Labels>, Vec<usize>
     let mut labels = Vec::new();
     let mut of = Vec::with_capacity(input.len());
     for s in input {
-        let mut l = s.labels.clone();
-        if s.drop_name {
-            l.remove(tidewatch_common::labels::METRIC_NAME);
-        }
-        let g = group_labels(&l, m);
+        let g = group_labels(&s.labels, m);
         let n = index.len();
         let gi = *index.entry(g.clone()).or_insert_with(|| {
             labels.push(g);
@@ -115,6 +111,9 @@ impl Evaluator<'_> {
             }
             T_LIMIT_RATIO => {
                 let r = scalar(&param);
+                if r.iter().any(|x| x.is_nan()) {
+                    return Err(QueryError::Execution("Ratio value is NaN".into()));
+                }
                 let mut out = Vec::new();
                 for s in &input {
                     let h = s.labels.stable_hash() as f64 / u64::MAX as f64;
@@ -191,6 +190,21 @@ impl Evaluator<'_> {
                 )));
             }
         };
+        let mut out = out;
+        if matches!(
+            op,
+            T_SUM | T_AVG | T_COUNT | T_GROUP | T_MIN | T_MAX | T_STDDEV | T_STDVAR | T_QUANTILE
+        ) {
+            // Delayed name removal: a group keeping `__name__` drops it at the
+            // end if any of its members would have.
+            let mut gdrop = vec![false; ng];
+            for (s, &g) in input.iter().zip(&of) {
+                gdrop[g] |= s.drop_name;
+            }
+            for (o, d) in out.iter_mut().zip(gdrop) {
+                o.drop_name = d && o.labels.metric_name().is_some();
+            }
+        }
         Ok(Val::Vector(out))
     }
 
@@ -325,10 +339,7 @@ impl Evaluator<'_> {
         for i in 0..n {
             let kv = k[i];
             if kv.is_nan() {
-                return Err(QueryError::Execution(format!(
-                    "Parameter value is NaN for {}",
-                    token_display_name(op)
-                )));
+                return Err(QueryError::Execution("Parameter value is NaN".into()));
             }
             if kv >= 9.223372036854776e18 || kv <= -9.223372036854776e18 {
                 return Err(QueryError::Execution(format!(
@@ -387,15 +398,6 @@ impl Evaluator<'_> {
             }
         }
         Ok(out)
-    }
-}
-
-fn token_display_name(op: TokenId) -> &'static str {
-    match op {
-        T_TOPK => "topk",
-        T_BOTTOMK => "bottomk",
-        T_LIMITK => "limitk",
-        _ => "aggregation",
     }
 }
 

@@ -212,11 +212,8 @@ fn vector_vector(
         _ => (Vec::new(), true, false),
     };
     let (l, r) = if swapped { (r, l) } else { (l, r) };
-    let (fill_many, fill_one) = if swapped {
-        (m.fill_rhs, m.fill_lhs)
-    } else {
-        (m.fill_lhs, m.fill_rhs)
-    };
+    // Fill values are not swapped with the sides for `group_right`.
+    let (fill_many, fill_one) = (m.fill_lhs, m.fill_rhs);
     let (li, ri, sigs) = signatures(&l, &r, m);
     let cmp = is_comparison(op);
     let arith = !cmp;
@@ -265,6 +262,14 @@ fn vector_vector(
                     None => continue,
                 },
             };
+            if one_to_one && ridx != NONE {
+                if matched[sig] {
+                    return Err(QueryError::Execution(
+                        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
+                    ));
+                }
+                matched[sig] = true;
+            }
             let (fl, fr) = if swapped { (rv, lv) } else { (lv, rv) };
             let (mut val, mut keep) = binop(op, fl, fr);
             if ret_bool {
@@ -273,14 +278,6 @@ fn vector_vector(
             }
             if !keep {
                 continue;
-            }
-            if one_to_one && ridx != NONE {
-                if matched[sig] {
-                    return Err(QueryError::Execution(
-                        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
-                    ));
-                }
-                matched[sig] = true;
             }
             let oi = match pair_out.get(&(lidx, ridx)) {
                 Some(&oi) => oi,
@@ -329,11 +326,7 @@ fn vector_vector(
                 let oi = match pair_out.get(&(NONE, ridx)) {
                     Some(&oi) => oi,
                     None => {
-                        let labels = if one_to_one {
-                            result_labels(rs, &empty, m, true, &[])
-                        } else {
-                            signature_labels(&rs.labels, &m.names, m.on)
-                        };
+                        let labels = signature_labels(&rs.labels, &m.names, m.on);
                         let oi = *out_index.entry(labels.clone()).or_insert_with(|| {
                             out.push(SVec {
                                 labels,

@@ -157,21 +157,17 @@ fn absent_labels(e: &Expr) -> Labels {
         Expr::MatrixSelector(ms) => &ms.vs,
         _ => return Labels::empty(),
     };
+    let ms = &vs.matchers.matchers;
     let mut l = Labels::empty();
-    let mut dup: Vec<String> = Vec::new();
-    for m in &vs.matchers.matchers {
+    for m in ms {
         if m.name == METRIC_NAME || m.name == crate::preprocess::EXT_LABEL || m.op != MatchOp::Equal
         {
             continue;
         }
-        if l.get(&m.name).is_some() || dup.contains(&m.name) {
-            dup.push(m.name.clone());
+        if ms.iter().filter(|o| o.name == m.name).count() > 1 {
             continue;
         }
         l.set(&m.name, &m.value);
-    }
-    for d in dup {
-        l.remove(&d);
     }
     l
 }
@@ -377,6 +373,12 @@ impl Evaluator<'_> {
                 }
                 v.retain(|s| s.vals.iter().any(|x| x.is_some()));
                 Ok(Val::Vector(v))
+            }
+            "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc"
+                if self.query_step != 0 =>
+            {
+                self.warn("PromQL warning: sort is ineffective for range queries since results are always ordered by labels".into());
+                Ok(Val::Vector(self.eval_vector(&args[0], ctx)?))
             }
             "sort" | "sort_desc" => {
                 let mut v = self.eval_vector(&args[0], ctx)?;

@@ -522,7 +522,7 @@ pub(crate) fn finish_names(vs: Vec<SVec>) -> EvalResult<Vec<SVec>> {
     let mut index: HashMap<Labels, usize> = HashMap::with_capacity(vs.len());
     for mut s in vs {
         if s.drop_name {
-            s.labels.remove(tidewatch_common::labels::METRIC_NAME);
+            drop_name_labels(&mut s.labels);
             s.drop_name = false;
         }
         match index.get(&s.labels) {
@@ -546,4 +546,11 @@ pub(crate) fn finish_names(vs: Vec<SVec>) -> EvalResult<Vec<SVec>> {
         }
     }
     Ok(out)
+}
+
+/// Removes the metric name and the type/unit metadata labels that go with it.
+pub(crate) fn drop_name_labels(l: &mut Labels) {
+    l.remove(tidewatch_common::labels::METRIC_NAME);
+    l.remove("__type__");
+    l.remove("__unit__");
 }

@@ -189,7 +189,12 @@ fn touches_histograms(query: &str, histograms: &[Labels]) -> bool {
         return false;
     };
     let Ok(expr) = crate::engine::parse(&text) else {
-        return false;
+        // Unparseable (e.g. histogram-only operators): fall back to names.
+        return histograms.iter().filter_map(|h| h.metric_name()).any(|n| {
+            query
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                .any(|w| w == n)
+        });
     };
     let mut hit = false;
     visit_selectors(&expr, &mut |vs| {
