@@ -13,6 +13,15 @@ use crate::engine::QueryError;
 /// Reserved label name carrying the extended range-selector modifier.
 pub const EXT_LABEL: &str = "__tidewatch_range_mode__";
 
+/// Reserved label name added to `info()`'s label selector so that
+/// selectors whose matchers all match the empty string still parse.
+pub const INFO_LABEL: &str = "__tidewatch_info__";
+
+/// Whether `name` is one of the reserved marker labels above.
+pub fn is_reserved(name: &str) -> bool {
+    name == EXT_LABEL || name == INFO_LABEL
+}
+
 /// Values of durations known only at query time.
 #[derive(Clone, Copy, Debug)]
 pub struct QueryTimes {
@@ -61,6 +70,31 @@ pub fn rewrite(query: &str, times: QueryTimes) -> Result<String, QueryError> {
                 let mut j = i;
                 while j < b.len() && b[j].is_ascii_whitespace() {
                     j += 1;
+                }
+            }
+            _ if word_at(query, i, "info") && query[i + 4..].trim_start().starts_with('(') => {
+                // Mark the label selector (second argument) of info().
+                let open = i + 4 + (query[i + 4..].len() - query[i + 4..].trim_start().len());
+                out.push_str(&query[i..=open]);
+                i = open + 1;
+                if let Some(close) = matching(b, open, b'(', b')') {
+                    let inner = &query[open + 1..close];
+                    let args = split_top(inner, b',');
+                    if args.len() == 2 {
+                        let second = args[1].trim_start();
+                        if second.starts_with('{') {
+                            let pos = close - args[1].len() + (args[1].len() - second.len());
+                            let first = rewrite(&query[open + 1..pos], times)?;
+                            out.push_str(&first);
+                            out.push('{');
+                            out.push_str(&format!("{INFO_LABEL}=\"1\""));
+                            let rest = second[1..].trim_start();
+                            if !rest.starts_with('}') {
+                                out.push(',');
+                            }
+                            i = pos + 1;
+                        }
+                    }
                 }
             }
             _ if word_at(query, i, "anchored") || word_at(query, i, "smoothed") => {
@@ -190,16 +224,22 @@ fn split_top(s: &str, sep: u8) -> Vec<&str> {
     let mut parts = Vec::new();
     let mut depth = 0;
     let mut start = 0;
-    for (j, &c) in b.iter().enumerate() {
-        match c {
-            b'(' => depth += 1,
-            b')' => depth -= 1,
+    let mut j = 0;
+    while j < b.len() {
+        match b[j] {
+            b'"' | b'\'' | b'`' => {
+                j = skip_string(b, j);
+                continue;
+            }
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth -= 1,
             x if x == sep && depth == 0 => {
                 parts.push(&s[start..j]);
                 start = j + 1;
             }
             _ => {}
         }
+        j += 1;
     }
     parts.push(&s[start..]);
     parts
@@ -471,6 +511,11 @@ mod tests {
         );
         assert_eq!(rewrite("x[1+(STep()-5)*2]", T).unwrap(), "x[1000ms]");
         assert_eq!(rewrite(r#"f("[a+b]")"#, T).unwrap(), r#"f("[a+b]")"#);
+        assert_eq!(
+            rewrite(r#"info(m{a="1", b="2"}, {data=~".*"})"#, T).unwrap(),
+            format!(r#"info(m{{a="1", b="2"}}, {{{INFO_LABEL}="1",data=~".*"}})"#)
+        );
+        assert_eq!(rewrite("info(m)", T).unwrap(), "info(m)");
     }
 
     #[test]
