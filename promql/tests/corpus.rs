@@ -59,19 +59,25 @@ async fn promql_corpus_meets_baseline() {
             report.skipped()
         );
         if verbose {
-            for c in report.failures() {
-                if let Outcome::Fail(why) = &c.outcome {
-                    println!("  FAIL {name}:{} {}\n       {why}", c.line, c.query);
+            for c in &report.cases {
+                match &c.outcome {
+                    Outcome::Fail(why) => {
+                        println!("  FAIL {name}:{} {}\n       {why}", c.line, c.query)
+                    }
+                    Outcome::Skipped => println!("  SKIP {name}:{} {}", c.line, c.query),
+                    Outcome::Pass => {}
                 }
             }
         }
         passed += report.passed();
         total += report.total();
         skipped += report.skipped();
-        if let Some(&(min, _)) = base.get(&name) {
-            if report.passed() < min {
+        match base.get(&name) {
+            Some(&(min, _)) if report.passed() < min => {
                 regressions.push(format!("{name}: {} < baseline {min}", report.passed()));
             }
+            Some(_) => {}
+            None => regressions.push(format!("{name}: no baseline recorded")),
         }
     }
     println!(
