@@ -237,7 +237,7 @@ pub(crate) fn subquery_ctx(
 
 impl Evaluator<'_> {
     pub fn check_timeout(&self) -> EvalResult<()> {
-        if Instant::now() > self.deadline {
+        if Instant::now() >= self.deadline {
             return Err(QueryError::Timeout(format!("{:?}", self.started.elapsed())));
         }
         Ok(())
