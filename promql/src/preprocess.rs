@@ -82,13 +82,13 @@ pub fn rewrite(query: &str, times: QueryTimes) -> Result<String, QueryError> {
                     let args = split_top(inner, b',');
                     if args.len() == 2 {
                         let second = args[1].trim_start();
-                        if second.starts_with('{') {
+                        if let Some(after_brace) = second.strip_prefix('{') {
                             let pos = close - args[1].len() + (args[1].len() - second.len());
                             let first = rewrite(&query[open + 1..pos], times)?;
                             out.push_str(&first);
                             out.push('{');
                             out.push_str(&format!("{INFO_LABEL}=\"1\""));
-                            let rest = second[1..].trim_start();
+                            let rest = after_brace.trim_start();
                             if !rest.starts_with('}') {
                                 out.push(',');
                             }

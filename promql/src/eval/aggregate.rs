@@ -90,7 +90,7 @@ impl Evaluator<'_> {
                         drop_name: false,
                     })
                     .collect();
-                for i in 0..n {
+                for (i, &qi) in q.iter().enumerate() {
                     buf.iter_mut().for_each(|b| b.clear());
                     for (s, &g) in input.iter().zip(&of) {
                         if let Some(v) = s.vals[i] {
@@ -99,7 +99,7 @@ impl Evaluator<'_> {
                     }
                     for (g, b) in buf.iter_mut().enumerate() {
                         if !b.is_empty() {
-                            out[g].vals[i] = Some(quantile(q[i], b));
+                            out[g].vals[i] = Some(quantile(qi, b));
                         }
                     }
                 }
@@ -251,16 +251,8 @@ impl Evaluator<'_> {
                         let q = (cnt[k] - 1.0) / cnt[k];
                         (a[k], c[k]) = kahan_inc(v / cnt[k], q * a[k], q * c[k]);
                     }
-                    T_MIN => {
-                        if first || v < a[k] || a[k].is_nan() {
-                            a[k] = v
-                        }
-                    }
-                    T_MAX => {
-                        if first || v > a[k] || a[k].is_nan() {
-                            a[k] = v
-                        }
-                    }
+                    T_MIN if (first || v < a[k] || a[k].is_nan()) => a[k] = v,
+                    T_MAX if (first || v > a[k] || a[k].is_nan()) => a[k] = v,
                     T_STDDEV | T_STDVAR => {
                         if first {
                             a[k] = 0.0;
@@ -363,12 +355,12 @@ impl Evaluator<'_> {
                     let val = |si: usize| input[si].vals[i].unwrap();
                     m.sort_by(|&x, &y| {
                         let (a, b) = (val(x), val(y));
-                        let o = if op == T_TOPK {
+
+                        if op == T_TOPK {
                             cmp_desc_nan_last(a, b)
                         } else {
                             cmp_asc_nan_last(a, b)
-                        };
-                        o
+                        }
                     });
                 }
                 for &si in m.iter().take(kk.min(m.len() as i64) as usize) {

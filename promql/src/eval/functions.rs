@@ -527,7 +527,7 @@ impl Evaluator<'_> {
             }
             v
         };
-        let mut infos: Vec<(Vec<(String, String)>, &Labels, Vec<Option<i64>>)> = Vec::new();
+        let mut infos: Vec<InfoSeries<'_>> = Vec::new();
         let mut info_names: Vec<String> = Vec::new();
         for s in info_series {
             let name = s.labels.metric_name().unwrap_or("").to_string();
@@ -591,13 +591,13 @@ impl Evaluator<'_> {
                             if !data_ms.is_empty() && !data_ms.iter().any(|m| m.name == l.name) {
                                 continue;
                             }
-                            if let Some(x) = added.get(&l.name) {
-                                if x != l.value {
-                                    return Err(QueryError::Execution(format!(
-                                        "conflicting label: {}",
-                                        l.name
-                                    )));
-                                }
+                            if let Some(x) = added.get(&l.name)
+                                && x != l.value
+                            {
+                                return Err(QueryError::Execution(format!(
+                                    "conflicting label: {}",
+                                    l.name
+                                )));
                             }
                             if b.labels.get(&l.name).is_some() {
                                 continue;
@@ -829,15 +829,13 @@ impl Evaluator<'_> {
                 vals[i] = r;
             });
             if any {
-                if counterish {
-                    if let Some(n) = s.labels.metric_name() {
-                        if !["_total", "_sum", "_count", "_bucket"]
-                            .iter()
-                            .any(|x| n.ends_with(x))
-                        {
-                            not_counter.push(n.to_string());
-                        }
-                    }
+                if counterish
+                    && let Some(n) = s.labels.metric_name()
+                    && !["_total", "_sum", "_count", "_bucket"]
+                        .iter()
+                        .any(|x| n.ends_with(x))
+                {
+                    not_counter.push(n.to_string());
                 }
                 out.push(SVec {
                     labels: s.labels.clone(),
@@ -854,6 +852,10 @@ impl Evaluator<'_> {
         Ok(Val::Vector(out))
     }
 }
+
+/// An info series prepared for joining: identifying signature, labels and
+/// the timestamp of the sample in effect at each step.
+type InfoSeries<'a> = (Vec<(String, String)>, &'a Labels, Vec<Option<i64>>);
 
 fn absent_result(labels: Labels, vals: Vec<Option<f64>>) -> Vec<SVec> {
     if vals.iter().all(|v| v.is_none()) {

@@ -105,7 +105,7 @@ fn parse_le(s: &str) -> Option<f64> {
 }
 
 /// Prometheus's `BucketFraction` over `(upper bound, cumulative count)`.
-pub(crate) fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
+pub(crate) fn bucket_fraction(lower: f64, upper: f64, buckets: &mut [(f64, f64)]) -> f64 {
     buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
     if !buckets.last().is_some_and(|b| b.0 == f64::INFINITY) {
         return f64::NAN;

@@ -170,13 +170,12 @@ pub(crate) fn matcher_sets(vs: &VectorSelector) -> Vec<Vec<Matcher>> {
         s.retain(|m| !crate::preprocess::is_reserved(&m.name));
     }
     for s in &mut sets {
-        if let Some(n) = &name {
-            if !s
+        if let Some(n) = &name
+            && !s
                 .iter()
                 .any(|m| m.name == tidewatch_common::labels::METRIC_NAME)
-            {
-                s.push(n.clone());
-            }
+        {
+            s.push(n.clone());
         }
     }
     sets

@@ -281,15 +281,15 @@ pub fn float_eq(a: f64, b: f64) -> bool {
 }
 
 fn compare(ev: &Eval, r: &QueryResult) -> Result<(), String> {
-    if let Some(w) = ev.warn {
-        if w != !r.warnings.is_empty() {
-            return Err(format!("expected warnings: {w}, got {:?}", r.warnings));
-        }
+    if let Some(w) = ev.warn
+        && w == r.warnings.is_empty()
+    {
+        return Err(format!("expected warnings: {w}, got {:?}", r.warnings));
     }
-    if let Some(i) = ev.info {
-        if i != !r.infos.is_empty() {
-            return Err(format!("expected infos: {i}, got {:?}", r.infos));
-        }
+    if let Some(i) = ev.info
+        && i == r.infos.is_empty()
+    {
+        return Err(format!("expected infos: {i}, got {:?}", r.infos));
     }
     if let Some(s) = &ev.string {
         return match &r.value {
