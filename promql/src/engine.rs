@@ -234,8 +234,8 @@ fn output(val: Val, ctx: &Ctx, instant: bool) -> Result<Value, QueryError> {
                 }
                 out.push(Series {
                     labels: s.labels,
-                    timestamps: s.ts,
-                    values: s.vals,
+                    timestamps: s.ts.into_owned(),
+                    values: s.vals.into_owned(),
                 });
             }
             let mut seen = std::collections::HashSet::new();

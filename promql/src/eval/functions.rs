@@ -776,6 +776,7 @@ impl Evaluator<'_> {
         let counterish = matches!(name, "rate" | "increase");
         let mut out = Vec::with_capacity(ra.series.len());
         let mut not_counter: Vec<String> = Vec::new();
+        let mut scratch: Vec<f64> = Vec::new();
         for s in &ra.series {
             let mut vals = vec![None; ctx.n];
             let mut any = false;
@@ -791,7 +792,7 @@ impl Evaluator<'_> {
                     p1: p1[i],
                 };
                 let r = match ra.mode {
-                    RangeMode::Normal => range_fns::apply(name, &s.ts[lo..hi], &s.vals[lo..hi], &w),
+                    RangeMode::Normal => range_fns::apply(name, &s.ts[lo..hi], &s.vals[lo..hi], &w, &mut scratch),
                     mode => {
                         let smoothed = mode == RangeMode::Smoothed;
                         let start = w.r_end - ra.range;
@@ -817,7 +818,7 @@ impl Evaluator<'_> {
                                 if ts.is_empty() {
                                     None
                                 } else {
-                                    range_fns::apply(name, &ts, &vs, &w)
+                                    range_fns::apply(name, &ts, &vs, &w, &mut scratch)
                                 }
                             }
                         }

@@ -10,6 +10,7 @@ pub(crate) mod plan;
 pub(crate) mod range_fns;
 pub(crate) mod util;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -66,8 +67,8 @@ pub(crate) struct SVec {
 
 /// A range-vector argument: raw samples plus how windows are placed.
 #[derive(Debug)]
-pub(crate) struct RangeArg {
-    pub series: Vec<RangeSeries>,
+pub(crate) struct RangeArg<'d> {
+    pub series: Vec<RangeSeries<'d>>,
     pub range: i64,
     pub offset: i64,
     pub at: Option<i64>,
@@ -101,14 +102,15 @@ impl RangeMode {
 
 /// One series of a range argument (stale markers already removed).
 #[derive(Debug)]
-pub(crate) struct RangeSeries {
+pub(crate) struct RangeSeries<'d> {
     pub labels: Labels,
-    pub ts: Vec<i64>,
-    pub vals: Vec<f64>,
+    /// Borrowed from the fetched data when no stale markers had to go.
+    pub ts: Cow<'d, [i64]>,
+    pub vals: Cow<'d, [f64]>,
     pub drop_name: bool,
 }
 
-impl RangeArg {
+impl RangeArg<'_> {
     /// Reference (window end) time of step `i`.
     #[inline]
     pub fn ref_time(&self, ctx: &Ctx, i: usize) -> i64 {
@@ -117,7 +119,7 @@ impl RangeArg {
 
     /// Calls `f(step, lo, hi)` with the sample index window `[lo, hi)` of
     /// `s` for every step: samples in `(ref - range, ref]`.
-    pub fn windows(&self, ctx: &Ctx, s: &RangeSeries, mut f: impl FnMut(usize, usize, usize)) {
+    pub fn windows(&self, ctx: &Ctx, s: &RangeSeries<'_>, mut f: impl FnMut(usize, usize, usize)) {
         let (mut lo, mut hi) = (0usize, 0usize);
         let before = if self.mode == RangeMode::Normal {
             0
@@ -149,7 +151,7 @@ pub(crate) enum Val {
     Scalar(Vec<f64>),
     String(String),
     /// A range vector at one instant (top level of an instant query).
-    Matrix(Vec<RangeSeries>),
+    Matrix(Vec<RangeSeries<'static>>),
 }
 
 impl Val {
@@ -235,7 +237,7 @@ pub(crate) fn subquery_ctx(
     Ctx::new(start, hi, step)
 }
 
-impl Evaluator<'_> {
+impl<'a> Evaluator<'a> {
     pub fn check_timeout(&self) -> EvalResult<()> {
         if Instant::now() >= self.deadline {
             return Err(QueryError::Timeout(format!("{:?}", self.started.elapsed())));
@@ -298,8 +300,8 @@ impl Evaluator<'_> {
                         if !ts.is_empty() {
                             out.push(RangeSeries {
                                 labels: s.labels,
-                                ts,
-                                vals,
+                                ts: Cow::Owned(ts),
+                                vals: Cow::Owned(vals),
                                 drop_name: s.drop_name,
                             });
                         }
@@ -310,8 +312,8 @@ impl Evaluator<'_> {
                     if lo < hi {
                         out.push(RangeSeries {
                             labels: s.labels,
-                            ts: s.ts[lo..hi].to_vec(),
-                            vals: s.vals[lo..hi].to_vec(),
+                            ts: Cow::Owned(s.ts[lo..hi].to_vec()),
+                            vals: Cow::Owned(s.vals[lo..hi].to_vec()),
                             drop_name: s.drop_name,
                         });
                     }
@@ -411,12 +413,12 @@ impl Evaluator<'_> {
     }
 
     /// Evaluates a matrix selector or subquery into a [`RangeArg`].
-    pub fn range_arg(&mut self, expr: &Expr, ctx: &Ctx) -> EvalResult<RangeArg> {
+    pub fn range_arg(&mut self, expr: &Expr, ctx: &Ctx) -> EvalResult<RangeArg<'a>> {
         match expr {
             Expr::Paren(p) => self.range_arg(&p.expr, ctx),
             Expr::MatrixSelector(ms) => {
-                let series = self
-                    .data
+                let data: &'a HashMap<usize, Vec<Series>> = self.data;
+                let series = data
                     .get(&selector_key(&ms.vs))
                     .map(|v| v.as_slice())
                     .unwrap_or(&[]);
@@ -432,9 +434,12 @@ impl Evaluator<'_> {
                                 vals.push(*v);
                             }
                         }
-                        (ts, vals)
+                        (Cow::Owned(ts), Cow::Owned(vals))
                     } else {
-                        (s.timestamps.clone(), s.values.clone())
+                        (
+                            Cow::Borrowed(s.timestamps.as_slice()),
+                            Cow::Borrowed(s.values.as_slice()),
+                        )
                     };
                     out.push(RangeSeries {
                         labels: s.labels.clone(),
@@ -464,8 +469,8 @@ impl Evaluator<'_> {
                     Val::Vector(v) => v.into_iter().map(|s| svec_to_range(s, &inner)).collect(),
                     Val::Scalar(v) => vec![RangeSeries {
                         labels: Labels::empty(),
-                        ts: (0..inner.n).map(|i| inner.ts(i)).collect(),
-                        vals: v,
+                        ts: Cow::Owned((0..inner.n).map(|i| inner.ts(i)).collect()),
+                        vals: Cow::Owned(v),
                         drop_name: false,
                     }],
                     other => {
@@ -498,7 +503,7 @@ impl Evaluator<'_> {
 }
 
 /// Converts a dense step series into a sparse range series.
-fn svec_to_range(s: SVec, ctx: &Ctx) -> RangeSeries {
+fn svec_to_range(s: SVec, ctx: &Ctx) -> RangeSeries<'static> {
     let mut ts = Vec::new();
     let mut vals = Vec::new();
     for (i, v) in s.vals.iter().enumerate() {
@@ -509,8 +514,8 @@ fn svec_to_range(s: SVec, ctx: &Ctx) -> RangeSeries {
     }
     RangeSeries {
         labels: s.labels,
-        ts,
-        vals,
+        ts: Cow::Owned(ts),
+        vals: Cow::Owned(vals),
         drop_name: s.drop_name,
     }
 }

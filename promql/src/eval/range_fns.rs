@@ -57,8 +57,9 @@ pub(crate) fn keeps_name(name: &str) -> bool {
     matches!(name, "last_over_time" | "first_over_time")
 }
 
-/// Evaluates window function `name` over samples `ts`/`vs` (non-empty).
-pub(crate) fn apply(name: &str, ts: &[i64], vs: &[f64], w: &WinCtx) -> Option<f64> {
+/// Evaluates window function `name` over samples `ts`/`vs` (non-empty);
+/// `buf` is scratch space reused across calls.
+pub(crate) fn apply(name: &str, ts: &[i64], vs: &[f64], w: &WinCtx, buf: &mut Vec<f64>) -> Option<f64> {
     let n = vs.len();
     match name {
         "rate" => extrapolated_rate(ts, vs, w, true, true),
@@ -145,17 +146,20 @@ pub(crate) fn apply(name: &str, ts: &[i64], vs: &[f64], w: &WinCtx) -> Option<f6
             })
         }
         "quantile_over_time" => {
-            let mut b = vs.to_vec();
-            Some(quantile(w.p0, &mut b))
+            buf.clear();
+            buf.extend_from_slice(vs);
+            Some(quantile(w.p0, buf))
         }
         "mad_over_time" => {
             if vs.iter().any(|v| v.is_nan()) {
                 return Some(f64::NAN);
             }
-            let mut b = vs.to_vec();
-            let med = quantile(0.5, &mut b);
-            let mut d: Vec<f64> = vs.iter().map(|v| (v - med).abs()).collect();
-            Some(quantile(0.5, &mut d))
+            buf.clear();
+            buf.extend_from_slice(vs);
+            let med = quantile(0.5, buf);
+            buf.clear();
+            buf.extend(vs.iter().map(|v| (v - med).abs()));
+            Some(quantile(0.5, buf))
         }
         "double_exponential_smoothing" | "holt_winters" => {
             if n < 2 {
