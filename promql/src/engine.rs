@@ -156,7 +156,10 @@ impl Engine {
         let mut planner = Planner::new(&self.opts, start_ms, end_ms);
         planner.walk(&expr, &ctx);
         let fetch = plan::fetch(storage, &planner.needs, self.opts.max_samples);
-        let data = fetch.await?;
+        let data = match tokio::time::timeout(self.opts.timeout, fetch).await {
+            Ok(r) => r?,
+            Err(_) => return Err(QueryError::Timeout(format!("{:?}", started.elapsed()))),
+        };
         let mut ev = Evaluator {
             opts: &self.opts,
             data: &data,
@@ -169,6 +172,9 @@ impl Engine {
             infos: Vec::new(),
         };
         let val = ev.eval(&expr, &ctx)?;
+        if let Val::Vector(v) = &val {
+            ev.check_samples(v.iter().map(|s| s.vals.iter().flatten().count()).sum())?;
+        }
         let value = output(val, &ctx, instant)?;
         Ok(QueryResult {
             value,

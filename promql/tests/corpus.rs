@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use tidewatch_promql::Engine;
-use tidewatch_promql::promqltest::{MemTarget, Outcome, run_file};
+use tidewatch_promql::promqltest::{MemTarget, Outcome, run_corpus};
 
 fn corpus_dir() -> PathBuf {
     let shared = std::env::var_os("TIDEWATCH_SHARED")
@@ -32,26 +32,18 @@ fn baseline() -> BTreeMap<String, (usize, usize)> {
 #[tokio::test]
 async fn promql_corpus_meets_baseline() {
     let dir = corpus_dir();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("corpus at {}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "test"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no corpus files in {}", dir.display());
     let engine = Engine::default();
     let base = baseline();
     let verbose = std::env::var_os("CORPUS_VERBOSE").is_some();
     let (mut passed, mut total, mut skipped) = (0, 0, 0);
     let mut regressions = Vec::new();
     println!("file\tpassed\tfloat_cases\tskipped_native");
-    for f in &files {
-        let name = f.file_name().unwrap().to_string_lossy().to_string();
-        let text = std::fs::read_to_string(f).unwrap();
-        let target = MemTarget::default();
-        let report = run_file(&text, &target, &engine)
-            .await
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let target = MemTarget::default();
+    let reports = run_corpus(&dir, &target, &engine)
+        .await
+        .unwrap_or_else(|e| panic!("corpus at {}: {e}", dir.display()));
+    assert!(!reports.is_empty(), "no corpus files in {}", dir.display());
+    for (name, report) in &reports {
         println!(
             "{name}\t{}\t{}\t{}",
             report.passed(),
@@ -72,7 +64,7 @@ async fn promql_corpus_meets_baseline() {
         passed += report.passed();
         total += report.total();
         skipped += report.skipped();
-        match base.get(&name) {
+        match base.get(name) {
             Some(&(min, _)) if report.passed() < min => {
                 regressions.push(format!("{name}: {} < baseline {min}", report.passed()));
             }

@@ -172,3 +172,46 @@ async fn memstorage_orders_and_replaces_samples() {
     s.clear();
     assert_eq!(s.series_count(), 0);
 }
+
+#[tokio::test]
+async fn max_samples_covers_subquery_results() {
+    let s = storage();
+    // 2 series, few raw samples, but the 1s-resolution subquery materialises
+    // 2 × 601 points.
+    let e = Engine::new(EngineOptions {
+        max_samples: 1000,
+        ..Default::default()
+    });
+    let err = e
+        .instant_query(&s, "max_over_time(http_requests_total[10m:1s])", 600_000)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("too many samples"), "{err}");
+    let r = e
+        .instant_query(&s, "max_over_time(http_requests_total[10m:1m])", 600_000)
+        .await
+        .unwrap();
+    assert_eq!(vector(&r.value).len(), 2);
+}
+
+/// A storage whose selects never complete.
+struct Stuck;
+
+impl tidewatch_promql::Storage for Stuck {
+    fn select(
+        &self,
+        _req: tidewatch_promql::SelectRequest,
+    ) -> tidewatch_promql::storage::SelectFuture<'_> {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test]
+async fn timeout_covers_the_storage_phase() {
+    let e = Engine::new(EngineOptions {
+        timeout: Duration::from_millis(50),
+        ..Default::default()
+    });
+    let err = e.instant_query(&Stuck, "up", 0).await.unwrap_err();
+    assert_eq!(err.error_type(), "timeout");
+}

@@ -792,7 +792,9 @@ impl Evaluator<'_> {
                     p1: p1[i],
                 };
                 let r = match ra.mode {
-                    RangeMode::Normal => range_fns::apply(name, &s.ts[lo..hi], &s.vals[lo..hi], &w, &mut scratch),
+                    RangeMode::Normal => {
+                        range_fns::apply(name, &s.ts[lo..hi], &s.vals[lo..hi], &w, &mut scratch)
+                    }
                     mode => {
                         let smoothed = mode == RangeMode::Smoothed;
                         let start = w.r_end - ra.range;

@@ -245,6 +245,18 @@ impl<'a> Evaluator<'a> {
         Ok(())
     }
 
+    /// Fails when an intermediate or final result holds more samples than
+    /// the engine's limit.
+    pub fn check_samples(&self, n: usize) -> EvalResult<()> {
+        if n > self.opts.max_samples {
+            return Err(QueryError::Execution(
+                "query processing would load too many samples into memory in query execution"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn warn(&mut self, w: String) {
         if !self.warnings.contains(&w) {
             self.warnings.push(w);
@@ -465,7 +477,7 @@ impl<'a> Evaluator<'a> {
                     self.query_start,
                     self.query_end,
                 );
-                let series = match self.eval(&sq.expr, &inner)? {
+                let series: Vec<RangeSeries<'a>> = match self.eval(&sq.expr, &inner)? {
                     Val::Vector(v) => v.into_iter().map(|s| svec_to_range(s, &inner)).collect(),
                     Val::Scalar(v) => vec![RangeSeries {
                         labels: Labels::empty(),
@@ -480,6 +492,7 @@ impl<'a> Evaluator<'a> {
                         )));
                     }
                 };
+                self.check_samples(series.iter().map(|s| s.ts.len()).sum())?;
                 Ok(RangeArg {
                     series,
                     range: sq.range.as_millis() as i64,

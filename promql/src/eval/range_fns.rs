@@ -59,7 +59,13 @@ pub(crate) fn keeps_name(name: &str) -> bool {
 
 /// Evaluates window function `name` over samples `ts`/`vs` (non-empty);
 /// `buf` is scratch space reused across calls.
-pub(crate) fn apply(name: &str, ts: &[i64], vs: &[f64], w: &WinCtx, buf: &mut Vec<f64>) -> Option<f64> {
+pub(crate) fn apply(
+    name: &str,
+    ts: &[i64],
+    vs: &[f64],
+    w: &WinCtx,
+    buf: &mut Vec<f64>,
+) -> Option<f64> {
     let n = vs.len();
     match name {
         "rate" => extrapolated_rate(ts, vs, w, true, true),

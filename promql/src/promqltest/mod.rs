@@ -176,6 +176,35 @@ pub async fn run_file(
     Ok(report)
 }
 
+/// Runs every `*.test` file of `dir` (sorted by name) against `target`;
+/// returns each file name with its report.
+pub async fn run_corpus(
+    dir: &std::path::Path,
+    target: &dyn Target,
+    engine: &Engine,
+) -> Result<Vec<(String, FileReport)>, String> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "test"))
+        .collect();
+    files.sort();
+    let mut out = Vec::with_capacity(files.len());
+    for f in files {
+        let name = f
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let report = run_file(&text, target, engine)
+            .await
+            .map_err(|e| format!("{name}: {e}"))?;
+        out.push((name, report));
+    }
+    Ok(out)
+}
+
 /// Whether any selector of `query` matches a native-histogram series.
 fn touches_histograms(query: &str, histograms: &[Labels]) -> bool {
     if histograms.is_empty() {
