@@ -832,13 +832,8 @@ impl Evaluator<'_> {
                 vals[i] = r;
             });
             if any {
-                if counterish
-                    && let Some(n) = s.labels.metric_name()
-                    && !["_total", "_sum", "_count", "_bucket"]
-                        .iter()
-                        .any(|x| n.ends_with(x))
-                {
-                    not_counter.push(n.to_string());
+                if let Some(msg) = counterish.then(|| non_counter_info(&s.labels)).flatten() {
+                    not_counter.push(msg);
                 }
                 out.push(SVec {
                     labels: s.labels.clone(),
@@ -848,11 +843,30 @@ impl Evaluator<'_> {
             }
         }
         for n in not_counter {
-            self.info(format!(
-                "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {n:?}"
-            ));
+            self.info(n);
         }
         Ok(Val::Vector(out))
+    }
+}
+
+/// The info Prometheus gives when `rate`/`increase` read a series that
+/// does not look like a counter (by `__type__`, else by name suffix).
+fn non_counter_info(labels: &Labels) -> Option<String> {
+    let name = labels.metric_name()?;
+    match labels.get("__type__") {
+        Some(t) if t != "counter" && t != "histogram" => Some(format!(
+            "PromQL info: metric might not be a counter, __type__ label is not set to \"counter\" or \"histogram\": {name:?}"
+        )),
+        Some(_) => None,
+        None if ["_total", "_sum", "_count", "_bucket"]
+            .iter()
+            .any(|x| name.ends_with(x)) =>
+        {
+            None
+        }
+        None => Some(format!(
+            "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {name:?}"
+        )),
     }
 }
 
