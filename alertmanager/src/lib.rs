@@ -18,6 +18,7 @@ pub mod nflog;
 pub mod notify;
 pub mod objects;
 pub mod persist;
+pub mod rules;
 pub mod silence;
 pub mod store;
 pub mod template;
@@ -43,6 +44,9 @@ use crate::model::Alert;
 use crate::nflog::NotificationLog;
 use crate::notify::{Integration, Notifier};
 use crate::objects::ObjectStore;
+use crate::rules::group::Group as RuleGroup;
+use crate::rules::manager::RuleManager;
+use crate::rules::querier::HttpQuerier;
 use crate::silence::Silences;
 use crate::store::{AlertStore, PutError};
 
@@ -58,6 +62,7 @@ pub struct AlertEngine {
     objects: Arc<ObjectStore>,
     metrics: Metrics,
     started: DateTime<Utc>,
+    rules: std::sync::OnceLock<Arc<RuleManager>>,
 }
 
 impl AlertEngine {
@@ -113,7 +118,9 @@ impl AlertEngine {
             objects,
             metrics,
             started: Utc::now(),
+            rules: std::sync::OnceLock::new(),
         });
+        engine.start_rules(data_dir, shutdown.clone())?;
         // Re-dispatch what the journal holds: pending notifications are not
         // lost, delivered ones are deduplicated by the notification log.
         let restored = engine.store.list();
@@ -150,6 +157,86 @@ impl AlertEngine {
             .inc_by(n);
         self.dispatcher.dispatch(&merged);
         Ok(())
+    }
+
+    fn start_rules(
+        self: &Arc<Self>,
+        data_dir: &Path,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let mut groups = Vec::new();
+        for f in &self.config.rule_files {
+            let file = rules::file::load(f, false)
+                .map_err(|e| anyhow::anyhow!("alerting.rule_files: {}", e.join("; ")))?;
+            for g in &file.groups {
+                groups.push(
+                    RuleGroup::compile(
+                        g,
+                        &format!("file:{}", f.display()),
+                        self.config.evaluation_interval,
+                    )
+                    .map_err(|e| anyhow::anyhow!("alerting.rule_files: {}: {e}", f.display()))?,
+                );
+            }
+        }
+        let Some(url) = &self.config.query_url else {
+            if !groups.is_empty() || !self.objects.read(|o| o.alarm_policies.is_empty()) {
+                tracing::warn!(
+                    "alerting.query_url is not set: rules and alarm policies are not evaluated"
+                );
+            }
+            return Ok(());
+        };
+        let querier = Arc::new(HttpQuerier::new(
+            url,
+            self.config.notify.timeout.max(Duration::from_secs(30)),
+        ));
+        let weak = Arc::downgrade(self);
+        let sink: rules::manager::AlertSink = Arc::new(move |alerts| {
+            if let Some(e) = weak.upgrade()
+                && let Err(err) = e.receive(alerts, "rules")
+            {
+                tracing::error!(error = %err, "accepting rule alerts");
+            }
+        });
+        let m = RuleManager::new(
+            querier,
+            sink,
+            self.config.remote_write_url.clone(),
+            self.config.external_labels.clone(),
+            self.config.external_url.clone(),
+            data_dir.join("rule-state"),
+            self.metrics.clone(),
+            shutdown,
+        )?;
+        m.set_groups("file:", groups);
+        let _ = self.rules.set(m);
+        self.reload_policies();
+        Ok(())
+    }
+
+    /// Recompiles the alarm policies into rule groups (after a change).
+    pub fn reload_policies(&self) {
+        let Some(m) = self.rules.get() else { return };
+        let groups = self.objects.read(|o| {
+            o.alarm_policies
+                .values()
+                .filter_map(|p| {
+                    RuleGroup::compile(
+                        &rules::policy::compile(p),
+                        &format!("policy:{}", p.name),
+                        self.config.evaluation_interval,
+                    )
+                    .ok()
+                })
+                .collect()
+        });
+        m.set_groups("policy:", groups);
+    }
+
+    /// The rule manager, when rules are evaluated.
+    pub fn rules(&self) -> Option<&Arc<RuleManager>> {
+        self.rules.get()
     }
 
     /// The configuration.
