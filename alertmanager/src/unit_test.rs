@@ -212,13 +212,17 @@ impl ExprVisitor for FeatureCheck<'_> {
 
 fn check_features(expr: &str, opts: &Options) -> Result<(), String> {
     let e = promql_parser::parser::parse(expr).map_err(|e| format!("{expr:?}: {e}"))?;
-    walk_expr(&mut FeatureCheck(opts), &e).map(|_| ()).map_err(|m| format!("{expr:?}: {m}"))
+    walk_expr(&mut FeatureCheck(opts), &e)
+        .map(|_| ())
+        .map_err(|m| format!("{expr:?}: {m}"))
 }
 
 /// Runs one test file; the error lists every failure.
 pub async fn run_file(path: &Path, opts: &Options) -> Result<(), Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| vec![format!("  {}: {e}", path.display())])?;
-    let tf: TestFile = serde_yaml::from_str(&text).map_err(|e| vec![format!("  {}: {e}", path.display())])?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| vec![format!("  {}: {e}", path.display())])?;
+    let tf: TestFile =
+        serde_yaml::from_str(&text).map_err(|e| vec![format!("  {}: {e}", path.display())])?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let eval_interval = match &tf.evaluation_interval {
         Some(s) => parse_duration(s).map_err(|e| vec![format!("  evaluation_interval: {e}")])?,
@@ -228,10 +232,12 @@ pub async fn run_file(path: &Path, opts: &Options) -> Result<(), Vec<String>> {
     let mut defs = Vec::new();
     for rf in &tf.rule_files {
         let p = dir.join(rf);
-        let f = file::load(&p, opts.ignore_unknown_fields).map_err(|es| es.into_iter().map(|e| format!("  {e}")).collect::<Vec<_>>())?;
+        let f = file::load(&p, opts.ignore_unknown_fields)
+            .map_err(|es| es.into_iter().map(|e| format!("  {e}")).collect::<Vec<_>>())?;
         for g in f.groups {
             for r in &g.rules {
-                check_features(&r.expr, opts).map_err(|e| vec![format!("  {}: {e}", p.display())])?;
+                check_features(&r.expr, opts)
+                    .map_err(|e| vec![format!("  {}: {e}", p.display())])?;
             }
             defs.push((p.display().to_string(), g));
         }
@@ -241,7 +247,11 @@ pub async fn run_file(path: &Path, opts: &Options) -> Result<(), Vec<String>> {
         for name in &tf.group_eval_order {
             match defs.iter().position(|(_, g)| &g.name == name) {
                 Some(i) => ordered.push(defs.remove(i)),
-                None => return Err(vec![format!("  group_eval_order: group {name:?} not found")]),
+                None => {
+                    return Err(vec![format!(
+                        "  group_eval_order: group {name:?} not found"
+                    )]);
+                }
             }
         }
         ordered.append(&mut defs);
@@ -263,7 +273,11 @@ pub async fn run_file(path: &Path, opts: &Options) -> Result<(), Vec<String>> {
             groups.push(Group::compile(d, src, eval_interval).map_err(|e| vec![format!("  {e}")])?);
         }
         if let Err(mut e) = run_group(tg, groups, eval_interval, tf.fuzzy_compare, opts).await {
-            let name = if tg.name.is_empty() { String::new() } else { format!(" {}", tg.name) };
+            let name = if tg.name.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", tg.name)
+            };
             errs.push(format!("  FAILED{name}:"));
             errs.append(&mut e);
         }
@@ -272,7 +286,9 @@ pub async fn run_file(path: &Path, opts: &Options) -> Result<(), Vec<String>> {
 }
 
 fn start_ms(tg: &TestGroup) -> Result<i64, String> {
-    let Some(s) = &tg.start_timestamp else { return Ok(0) };
+    let Some(s) = &tg.start_timestamp else {
+        return Ok(0);
+    };
     if let Ok(secs) = s.parse::<f64>() {
         return Ok((secs * 1000.0) as i64);
     }
@@ -331,12 +347,16 @@ async fn run_group(
     };
     let mut alert_times: Vec<(i64, usize)> = Vec::new();
     for (i, t) in tg.alert_rule_test.iter().enumerate() {
-        alert_times.push((dur_ms(&t.eval_time, "eval_time").map_err(|e| vec![format!("    {e}")])?, i));
+        alert_times.push((
+            dur_ms(&t.eval_time, "eval_time").map_err(|e| vec![format!("    {e}")])?,
+            i,
+        ));
     }
     alert_times.sort();
     let mut max_eval = alert_times.last().map_or(0, |x| x.0);
     for t in &tg.promql_expr_test {
-        max_eval = max_eval.max(dur_ms(&t.eval_time, "eval_time").map_err(|e| vec![format!("    {e}")])?);
+        max_eval =
+            max_eval.max(dur_ms(&t.eval_time, "eval_time").map_err(|e| vec![format!("    {e}")])?);
     }
     let step = eval_interval.as_millis().max(1) as i64;
     let mut errs = Vec::new();
@@ -345,7 +365,9 @@ async fn run_group(
     while ts <= max_eval {
         let mut eval_errs = Vec::new();
         for g in groups.iter_mut() {
-            let out = g.eval(&q, mint + ts, &tg.external_labels, &tg.external_url).await;
+            let out = g
+                .eval(&q, mint + ts, &tg.external_labels, &tg.external_url)
+                .await;
             for (l, v) in out.series {
                 storage.append(&l, mint + ts, v);
             }
@@ -357,7 +379,10 @@ async fn run_group(
             errs.extend(eval_errs);
             return Err(errs);
         }
-        while curr < alert_times.len() && ts <= alert_times[curr].0 && alert_times[curr].0 < ts + step {
+        while curr < alert_times.len()
+            && ts <= alert_times[curr].0
+            && alert_times[curr].0 < ts + step
+        {
             let t = &tg.alert_rule_test[alert_times[curr].1];
             if let Some(e) = check_alerts(t, &groups, alert_times[curr].0) {
                 errs.push(e);
@@ -369,7 +394,11 @@ async fn run_group(
     for t in &tg.promql_expr_test {
         let at = dur_ms(&t.eval_time, "eval_time").map_err(|e| vec![format!("    {e}")])?;
         match q.query(&t.expr, mint + at).await {
-            Err(e) => errs.push(format!("    expr: {:?}, time: {}, err: {e}", t.expr, fmt_dur(at))),
+            Err(e) => errs.push(format!(
+                "    expr: {:?}, time: {}, err: {e}",
+                t.expr,
+                fmt_dur(at)
+            )),
             Ok(got) => {
                 if let Some(e) = compare_samples(t, got, at, fuzzy) {
                     errs.push(e);
@@ -420,18 +449,32 @@ fn check_alerts(t: &AlertTest, groups: &[Group], at: i64) -> Option<String> {
     ))
 }
 
-fn compare_samples(t: &ExprTest, got: Vec<crate::rules::querier::Sample>, at: i64, fuzzy: bool) -> Option<String> {
+fn compare_samples(
+    t: &ExprTest,
+    got: Vec<crate::rules::querier::Sample>,
+    at: i64,
+    fuzzy: bool,
+) -> Option<String> {
     let mut exp = Vec::new();
     for s in &t.exp_samples {
         if s.histogram.is_some() {
-            return Some(format!("    expr: {:?}: native histogram samples are not supported", t.expr));
+            return Some(format!(
+                "    expr: {:?}: native histogram samples are not supported",
+                t.expr
+            ));
         }
         let l = if s.labels.trim().is_empty() {
             Labels::empty()
         } else {
             match series::parse_labels(&s.labels) {
                 Ok(l) => l,
-                Err(e) => return Some(format!("    expr: {:?}, time: {}, err: {e}", t.expr, fmt_dur(at))),
+                Err(e) => {
+                    return Some(format!(
+                        "    expr: {:?}, time: {}, err: {e}",
+                        t.expr,
+                        fmt_dur(at)
+                    ));
+                }
             }
         };
         exp.push((l, s.value));

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::Metrics;
 use crate::model::Alert;
 use crate::persist::{read_json, write_json};
-use crate::rules::group::{ActiveAlert, Group, Rule, with_external};
+use crate::rules::group::{ActiveAlert, AlertState, Group, Rule, with_external};
 use crate::rules::querier::Querier;
 
 /// Where alerts go.
@@ -116,9 +116,40 @@ impl RuleManager {
             .filter(|k| k.starts_with(source_prefix))
             .cloned()
             .collect();
+        let new_keys: std::collections::HashSet<String> = groups.iter().map(|g| g.key()).collect();
         for k in keys {
             if let Some(r) = running.remove(&k) {
                 r.stop.cancel();
+                if !new_keys.contains(&k) {
+                    // A removed group resolves what it had firing.
+                    let m = Arc::clone(self);
+                    let path = self.state_path(&k);
+                    tokio::spawn(async move {
+                        let g = r.group.lock().await;
+                        let now = chrono::Utc::now();
+                        let resolved: Vec<Alert> = g
+                            .alerts()
+                            .into_iter()
+                            .filter(|(_, a)| a.state == AlertState::Firing)
+                            .map(|(_, a)| Alert {
+                                labels: with_external(&a.labels, &m.external_labels),
+                                annotations: a.annotations,
+                                starts_at: chrono::DateTime::from_timestamp_millis(
+                                    a.fired_at.unwrap_or(a.active_at),
+                                )
+                                .unwrap_or_default(),
+                                ends_at: now,
+                                generator_url: String::new(),
+                                updated_at: now,
+                                timeout: false,
+                            })
+                            .collect();
+                        let _ = std::fs::remove_file(path);
+                        if !resolved.is_empty() {
+                            (m.sink)(resolved);
+                        }
+                    });
+                }
             }
         }
         for mut g in groups {

@@ -43,14 +43,18 @@ pub fn expand(values: &str) -> Result<Vec<Value>, String> {
     let mut out = Vec::new();
     for tok in values.split_whitespace() {
         if tok.contains("{{") {
-            return Err(format!("native histogram values are not supported: {tok:?}"));
+            return Err(format!(
+                "native histogram values are not supported: {tok:?}"
+            ));
         }
         if tok == "_" {
             out.push(None);
             continue;
         }
         if let Some(n) = tok.strip_prefix("_x") {
-            let n: usize = n.parse().map_err(|_| format!("invalid repetition {tok:?}"))?;
+            let n: usize = n
+                .parse()
+                .map_err(|_| format!("invalid repetition {tok:?}"))?;
             out.extend(std::iter::repeat_n(None, n));
             continue;
         }
@@ -59,8 +63,12 @@ pub fn expand(values: &str) -> Result<Vec<Value>, String> {
             continue;
         }
         match tok.rsplit_once('x') {
-            Some((head, n)) if !head.is_empty() && n.chars().all(|c| c.is_ascii_digit()) && !n.is_empty() => {
-                let n: usize = n.parse().map_err(|_| format!("invalid repetition {tok:?}"))?;
+            Some((head, n))
+                if !head.is_empty() && n.chars().all(|c| c.is_ascii_digit()) && !n.is_empty() =>
+            {
+                let n: usize = n
+                    .parse()
+                    .map_err(|_| format!("invalid repetition {tok:?}"))?;
                 // Split `a+b` / `a-b` at the operator after the first char.
                 let idx = head[1..].find(['+', '-']).map(|i| i + 1);
                 let (a, b) = match idx {
@@ -87,8 +95,14 @@ mod tests {
 
     #[test]
     fn expanding_notation() {
-        assert_eq!(expand("-2+4x3").unwrap(), vec![Some(-2.0), Some(2.0), Some(6.0), Some(10.0)]);
-        assert_eq!(expand(" 1-2x4").unwrap(), vec![Some(1.0), Some(-1.0), Some(-3.0), Some(-5.0), Some(-7.0)]);
+        assert_eq!(
+            expand("-2+4x3").unwrap(),
+            vec![Some(-2.0), Some(2.0), Some(6.0), Some(10.0)]
+        );
+        assert_eq!(
+            expand(" 1-2x4").unwrap(),
+            vec![Some(1.0), Some(-1.0), Some(-3.0), Some(-5.0), Some(-7.0)]
+        );
         assert_eq!(expand("1x2").unwrap(), vec![Some(1.0); 3]);
         let v = expand("1 _x3 stale").unwrap();
         assert_eq!(v.len(), 5);
