@@ -78,6 +78,7 @@ impl Aggregator {
             lookback_delta: config.query.lookback_delta,
             max_samples: config.query.max_samples,
             timeout: config.query.timeout,
+            ..EngineOptions::default()
         });
         let metrics = api::IngestMetrics::default();
         registry.register(
