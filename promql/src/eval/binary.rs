@@ -220,6 +220,7 @@ fn vector_vector(
     let mut out: Vec<SVec> = Vec::new();
     let mut out_index: HashMap<Labels, usize> = HashMap::new();
     let mut pair_out: HashMap<(usize, usize), usize> = HashMap::new();
+    let mut lcache: Vec<(usize, usize)> = vec![(usize::MAX - 1, 0); l.len()];
     let mut rhs_at: Vec<Option<usize>> = vec![None; sigs.len()];
     let mut matched: Vec<bool> = vec![false; sigs.len()];
     let mut lhs_seen: Vec<bool> = vec![false; sigs.len()];
@@ -279,8 +280,14 @@ fn vector_vector(
             if !keep {
                 continue;
             }
-            let oi = match pair_out.get(&(lidx, ridx)) {
-                Some(&oi) => oi,
+            // Matches are usually stable across steps: check the last pair
+            // of this series before the map.
+            let cached = lcache[lidx];
+            let oi = match (cached.0 == ridx)
+                .then_some(cached.1)
+                .or_else(|| pair_out.get(&(lidx, ridx)).copied())
+            {
+                Some(oi) => oi,
                 None => {
                     let rs = if ridx == NONE { &empty } else { &r[ridx] };
                     let labels = result_labels(ls, rs, m, one_to_one, &include);
@@ -297,6 +304,7 @@ fn vector_vector(
                     oi
                 }
             };
+            lcache[lidx] = (ridx, oi);
             if out[oi].vals[i].is_some() {
                 return Err(QueryError::Execution(if one_to_one {
                     "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into()
