@@ -160,27 +160,35 @@ impl Engine {
             Ok(r) => r?,
             Err(_) => return Err(QueryError::Timeout(format!("{:?}", started.elapsed()))),
         };
-        let mut ev = Evaluator {
-            opts: &self.opts,
-            data: &data,
-            query_start: start_ms,
-            query_end: end_ms,
-            query_step: if instant { 0 } else { step_ms },
-            deadline: started + self.opts.timeout,
-            started,
-            warnings: Vec::new(),
-            infos: Vec::new(),
+        let evaluate = || -> Result<QueryResult, QueryError> {
+            let mut ev = Evaluator {
+                opts: &self.opts,
+                data: &data,
+                query_start: start_ms,
+                query_end: end_ms,
+                query_step: if instant { 0 } else { step_ms },
+                deadline: started + self.opts.timeout,
+                started,
+                warnings: Vec::new(),
+                infos: Vec::new(),
+            };
+            let val = ev.eval(&expr, &ctx)?;
+            if let Val::Vector(v) = &val {
+                ev.check_samples(v.iter().map(|s| s.vals.iter().flatten().count()).sum())?;
+            }
+            let value = output(val, &ctx, instant)?;
+            Ok(QueryResult {
+                value,
+                warnings: ev.warnings,
+                infos: ev.infos,
+            })
         };
-        let val = ev.eval(&expr, &ctx)?;
-        if let Val::Vector(v) = &val {
-            ev.check_samples(v.iter().map(|s| s.vals.iter().flatten().count()).sum())?;
+        // Evaluation is CPU-bound: on a multi-threaded runtime let the
+        // other tasks of this worker move elsewhere meanwhile.
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(evaluate),
+            _ => evaluate(),
         }
-        let value = output(val, &ctx, instant)?;
-        Ok(QueryResult {
-            value,
-            warnings: ev.warnings,
-            infos: ev.infos,
-        })
     }
 }
 

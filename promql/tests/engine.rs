@@ -215,3 +215,13 @@ async fn timeout_covers_the_storage_phase() {
     let err = e.instant_query(&Stuck, "up", 0).await.unwrap_err();
     assert_eq!(err.error_type(), "timeout");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluates_on_a_multi_threaded_runtime() {
+    let s = storage();
+    let r = Engine::default()
+        .instant_query(&s, "count(http_requests_total)", 600_000)
+        .await
+        .unwrap();
+    assert_eq!(vector(&r.value), vec![("{}".into(), 2.0)]);
+}
