@@ -225,3 +225,56 @@ async fn evaluates_on_a_multi_threaded_runtime() {
         .unwrap();
     assert_eq!(vector(&r.value), vec![("{}".into(), 2.0)]);
 }
+
+/// A storage returning every series in two parts, like a head and a block.
+struct Split(MemStorage);
+
+impl tidewatch_promql::Storage for Split {
+    fn select(
+        &self,
+        req: tidewatch_promql::SelectRequest,
+    ) -> tidewatch_promql::storage::SelectFuture<'_> {
+        let mut out = Vec::new();
+        for s in self.0.select_sync(&req) {
+            let mid = s.timestamps.len() / 2;
+            out.push(tidewatch_promql::Series {
+                labels: s.labels.clone(),
+                timestamps: s.timestamps[mid..].to_vec(),
+                values: s.values[mid..].to_vec(),
+            });
+            out.push(tidewatch_promql::Series {
+                labels: s.labels,
+                timestamps: s.timestamps[..mid].to_vec(),
+                values: s.values[..mid].to_vec(),
+            });
+        }
+        Box::pin(async move { Ok(out) })
+    }
+}
+
+#[tokio::test]
+async fn series_split_by_the_storage_are_merged() {
+    let s = Split(storage());
+    let e = Engine::default();
+    let r = e
+        .range_query(&s, r#"http_requests_total{job="a"}"#, 0, 600_000, 60_000)
+        .await
+        .unwrap();
+    let Value::Matrix(m) = r.value else {
+        panic!("expected a matrix")
+    };
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].values.len(), 11);
+    let r = e
+        .instant_query(
+            &s,
+            r#"increase(http_requests_total{job="a"}[10m])"#,
+            600_000,
+        )
+        .await
+        .unwrap();
+    let v = vector(&r.value);
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].0, r#"{job="a"}"#);
+    assert!((v[0].1 - 400.0).abs() < 1e-9, "{v:?}");
+}
