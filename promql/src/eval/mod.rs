@@ -6,7 +6,9 @@ pub(crate) mod aggregate;
 pub(crate) mod binary;
 pub(crate) mod functions;
 pub(crate) mod histogram;
+pub(crate) mod info;
 pub(crate) mod plan;
+pub(crate) mod range_call;
 pub(crate) mod range_fns;
 pub(crate) mod util;
 
