@@ -11,6 +11,9 @@ use crate::eval::{Ctx, Evaluator, Val, finish_names};
 use crate::storage::{Series, Storage, StorageError};
 use crate::value::{Sample, Value};
 
+/// Most steps a range query may have (Prometheus's API limit).
+pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
 /// Engine limits and defaults.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
@@ -130,6 +133,11 @@ impl Engine {
                 "end timestamp must not be before start time".into(),
             ));
         }
+        if (end_ms - start_ms) / step_ms >= MAX_POINTS_PER_SERIES {
+            return Err(QueryError::BadData(format!(
+                "exceeded maximum resolution of {MAX_POINTS_PER_SERIES} points per timeseries. Try decreasing the query resolution (?step=XX)"
+            )));
+        }
         self.run(storage, query, start_ms, end_ms, step_ms, false)
             .await
     }
@@ -190,6 +198,11 @@ impl Engine {
             _ => evaluate(),
         }
     }
+}
+
+/// Pretty-prints a query (Prometheus's `/api/v1/format_query`).
+pub fn format_query(query: &str) -> Result<String, QueryError> {
+    Ok(parse(query)?.prettify())
 }
 
 /// Parses a query, mapping parser errors to `bad_data`.

@@ -13,7 +13,7 @@ pub mod promqltest;
 pub mod storage;
 pub mod value;
 
-pub use engine::{Engine, EngineOptions, QueryError, QueryResult};
+pub use engine::{Engine, EngineOptions, QueryError, QueryResult, format_query};
 pub use memory::MemStorage;
 pub use storage::{SelectRequest, Series, Storage, StorageError};
 pub use value::{Sample, Value};

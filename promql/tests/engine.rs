@@ -278,3 +278,32 @@ async fn series_split_by_the_storage_are_merged() {
     assert_eq!(v[0].0, r#"{job="a"}"#);
     assert!((v[0].1 - 400.0).abs() < 1e-9, "{v:?}");
 }
+
+#[tokio::test]
+async fn resolution_limits_are_enforced() {
+    let s = storage();
+    let e = Engine::default();
+    let err = e.range_query(&s, "up", 0, 86_400_000, 1).await.unwrap_err();
+    assert_eq!(err.error_type(), "bad_data");
+    assert!(err.to_string().contains("maximum resolution"), "{err}");
+    // A subquery at 1ms resolution over a year is refused, not allocated.
+    let err = e
+        .instant_query(&s, "max_over_time(http_requests_total[365d:1ms])", 600_000)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("too many samples"), "{err}");
+}
+
+#[test]
+fn format_query_pretty_prints_or_rejects() {
+    assert_eq!(
+        tidewatch_promql::format_query("sum(rate(x[5m]))by(job)").unwrap(),
+        "sum by (job) (rate(x[5m]))"
+    );
+    assert_eq!(
+        tidewatch_promql::format_query("sum(")
+            .unwrap_err()
+            .error_type(),
+        "bad_data"
+    );
+}

@@ -479,6 +479,9 @@ impl<'a> Evaluator<'a> {
                     self.query_start,
                     self.query_end,
                 );
+                // Every inner step may hold a sample per series: refuse
+                // resolutions no result could fit into.
+                self.check_samples(inner.n)?;
                 let series: Vec<RangeSeries<'a>> = match self.eval(&sq.expr, &inner)? {
                     Val::Vector(v) => v.into_iter().map(|s| svec_to_range(s, &inner)).collect(),
                     Val::Scalar(v) => vec![RangeSeries {
