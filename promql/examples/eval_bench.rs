@@ -1,5 +1,5 @@
 //! Rough in-memory evaluation timings (no storage cost):
-//! `cargo run --release -p tidewatch-promql --example eval_bench [SERIES]`.
+//! `cargo run --release -p tidewatch-promql --example eval_bench [SERIES [QUERY]]`.
 
 use std::time::Instant;
 
@@ -28,6 +28,7 @@ async fn main() {
     }
     let e = Engine::default();
     let end = (samples as i64 - 1) * 15_000;
+    let only = std::env::args().nth(2);
     for q in [
         "http_requests_total",
         "rate(http_requests_total[5m])",
@@ -36,6 +37,9 @@ async fn main() {
         "topk(5, rate(http_requests_total[5m]))",
         "http_requests_total / ignoring(le) group_left sum without (le) (http_requests_total)",
     ] {
+        if only.as_deref().is_some_and(|o| o != q) {
+            continue;
+        }
         let t = Instant::now();
         let r = e
             .range_query(&s, q, end - 3_600_000, end, 15_000)
