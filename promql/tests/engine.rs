@@ -307,3 +307,27 @@ fn format_query_pretty_prints_or_rejects() {
         "bad_data"
     );
 }
+
+#[tokio::test]
+async fn holt_winters_is_double_exponential_smoothing() {
+    let s = storage();
+    let e = Engine::default();
+    let a = e
+        .instant_query(
+            &s,
+            "holt_winters(http_requests_total[5m], 0.3, 0.6)",
+            600_000,
+        )
+        .await
+        .unwrap();
+    let b = e
+        .instant_query(
+            &s,
+            "double_exponential_smoothing(http_requests_total[5m], 0.3, 0.6)",
+            600_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(vector(&a.value).len(), 2);
+    assert_eq!(vector(&a.value), vector(&b.value));
+}
