@@ -331,3 +331,32 @@ async fn holt_winters_is_double_exponential_smoothing() {
     assert_eq!(vector(&a.value).len(), 2);
     assert_eq!(vector(&a.value), vector(&b.value));
 }
+
+#[tokio::test]
+async fn or_joins_a_label_set_present_on_alternating_sides() {
+    let s = MemStorage::new();
+    s.append(labels(&[("__name__", "m"), ("side", "x")]), [(0, 1.0)]);
+    s.append(
+        labels(&[("__name__", "m"), ("side", "x"), ("alt", "1")]),
+        [(60_000, 2.0)],
+    );
+    let e = Engine::new(EngineOptions {
+        lookback_delta: Duration::from_secs(30),
+        ..Default::default()
+    });
+    let r = e
+        .range_query(
+            &s,
+            r#"m{alt=""} or label_replace(m{alt="1"}, "alt", "", "", "")"#,
+            0,
+            60_000,
+            60_000,
+        )
+        .await
+        .unwrap();
+    let Value::Matrix(m) = r.value else {
+        panic!("expected a matrix")
+    };
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0].values, vec![1.0, 2.0]);
+}

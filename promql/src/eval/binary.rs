@@ -99,7 +99,7 @@ impl Evaluator<'_> {
             (Val::Vector(l), Val::Vector(r)) => {
                 let m = matching(&b.modifier);
                 match op {
-                    T_LAND | T_LOR | T_LUNLESS => Ok(Val::Vector(set_op(op, l, r, &m, ctx))),
+                    T_LAND | T_LOR | T_LUNLESS => Ok(Val::Vector(set_op(op, l, r, &m, ctx)?)),
                     _ => Ok(Val::Vector(vector_vector(op, l, r, &m, return_bool, ctx)?)),
                 }
             }
@@ -159,7 +159,13 @@ fn signatures(l: &[SVec], r: &[SVec], m: &Matching) -> (Vec<usize>, Vec<usize>, 
     (li, ri, sigs)
 }
 
-fn set_op(op: TokenId, mut l: Vec<SVec>, mut r: Vec<SVec>, m: &Matching, ctx: &Ctx) -> Vec<SVec> {
+fn set_op(
+    op: TokenId,
+    mut l: Vec<SVec>,
+    mut r: Vec<SVec>,
+    m: &Matching,
+    ctx: &Ctx,
+) -> EvalResult<Vec<SVec>> {
     let (li, ri, sigs) = signatures(&l, &r, m);
     let mut present = vec![false; sigs.len()];
     for i in 0..ctx.n {
@@ -191,11 +197,15 @@ fn set_op(op: TokenId, mut l: Vec<SVec>, mut r: Vec<SVec>, m: &Matching, ctx: &C
             }
         }
     }
-    if op == T_LOR {
-        l.append(&mut r);
-    }
     l.retain(|s| s.vals.iter().any(|v| v.is_some()));
-    l
+    if op == T_LOR {
+        r.retain(|s| s.vals.iter().any(|v| v.is_some()));
+        l.append(&mut r);
+        // A label set present on the left at some steps and on the right
+        // at others is one series; they never overlap (equal labels match).
+        return super::functions::merge_same(l);
+    }
+    Ok(l)
 }
 
 fn vector_vector(

@@ -541,6 +541,11 @@ fn svec_to_range(s: SVec, ctx: &Ctx) -> RangeSeries<'static> {
 /// Removes `__name__` from series marked for it and merges series whose
 /// labels became equal; fails if two of them have a value at the same step.
 pub(crate) fn finish_names(vs: Vec<SVec>) -> EvalResult<Vec<SVec>> {
+    // Every operator keeps its output label sets unique; only dropping names
+    // can make two equal.
+    if !vs.iter().any(|s| s.drop_name) {
+        return Ok(vs);
+    }
     let mut out: Vec<SVec> = Vec::with_capacity(vs.len());
     let mut index: HashMap<Labels, usize> = HashMap::with_capacity(vs.len());
     for mut s in vs {
