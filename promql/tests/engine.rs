@@ -360,3 +360,23 @@ async fn or_joins_a_label_set_present_on_alternating_sides() {
     assert_eq!(m.len(), 1, "{m:?}");
     assert_eq!(m[0].values, vec![1.0, 2.0]);
 }
+
+#[tokio::test]
+async fn extreme_offsets_and_ranges_do_not_overflow() {
+    let s = storage();
+    let e = Engine::default();
+    for (q, series) in [
+        ("http_requests_total offset 100000000y", 0),
+        ("http_requests_total offset -100000000y", 0),
+        ("rate(http_requests_total[100000000y])", 2),
+        (
+            "max_over_time(http_requests_total[100000000y:1y] offset -100000000y)",
+            0,
+        ),
+    ] {
+        match e.instant_query(&s, q, 600_000).await {
+            Ok(r) => assert_eq!(vector(&r.value).len(), series, "{q}"),
+            Err(err) => panic!("{q}: {err}"),
+        }
+    }
+}

@@ -10,7 +10,7 @@ use tidewatch_common::labels::METRIC_NAME;
 
 use super::functions::unwrap_paren;
 use super::plan::{info_key, info_matchers, info_ref_path, info_ref_time, is_positive};
-use super::{Ctx, EvalResult, Evaluator, SVec, Val};
+use super::{Ctx, EvalResult, Evaluator, SVec, Val, dur_ms};
 use crate::engine::QueryError;
 
 /// An info series prepared for joining: identifying signature, labels and
@@ -29,7 +29,7 @@ impl Evaluator<'_> {
         // Data matchers only count when the user wrote a selector.
         let data_ms = if args.len() > 1 { data_ms } else { Vec::new() };
         let path = info_ref_path(&args[0]);
-        let lookback = self.opts.lookback_delta.as_millis() as i64;
+        let lookback = dur_ms(self.opts.lookback_delta);
         let info_series = self
             .data
             .get(&info_key(call))

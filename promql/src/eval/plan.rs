@@ -9,7 +9,7 @@ use promql_parser::parser::Expr;
 use promql_parser::parser::ast::VectorSelector;
 use tidewatch_common::Labels;
 
-use super::{Ctx, RangeMode, at_ms, offset_ms, selector_key, subquery_ctx};
+use super::{Ctx, RangeMode, at_ms, dur_ms, offset_ms, selector_key, subquery_ctx};
 use crate::engine::{EngineOptions, QueryError};
 use crate::storage::{SelectRequest, Series, Storage};
 
@@ -40,8 +40,8 @@ impl<'e> Planner<'e> {
             needs: Vec::new(),
             _e: std::marker::PhantomData,
             index: HashMap::new(),
-            lookback: opts.lookback_delta.as_millis() as i64,
-            default_step: opts.default_subquery_step.as_millis() as i64,
+            lookback: dur_ms(opts.lookback_delta),
+            default_step: dur_ms(opts.default_subquery_step),
             qstart,
             qend,
         }
@@ -104,11 +104,7 @@ impl<'e> Planner<'e> {
                     RangeMode::Anchored => (self.lookback, 0),
                     RangeMode::Smoothed => (self.lookback, self.lookback),
                 };
-                self.need(
-                    &ms.vs,
-                    lo - ms.range.as_millis() as i64 - before + 1,
-                    hi + after,
-                );
+                self.need(&ms.vs, lo - dur_ms(ms.range) - before + 1, hi + after);
             }
             Expr::Subquery(sq) => {
                 let inner = subquery_ctx(sq, ctx, self.default_step, self.qstart, self.qend);
