@@ -11,6 +11,9 @@ use crate::eval::{Ctx, Evaluator, Val, finish_names};
 use crate::storage::{Series, Storage, StorageError};
 use crate::value::{Sample, Value};
 
+/// Most steps a range query may have (Prometheus's API limit).
+pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
 /// Engine limits and defaults.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
@@ -130,6 +133,11 @@ impl Engine {
                 "end timestamp must not be before start time".into(),
             ));
         }
+        if (end_ms - start_ms) / step_ms >= MAX_POINTS_PER_SERIES {
+            return Err(QueryError::BadData(format!(
+                "exceeded maximum resolution of {MAX_POINTS_PER_SERIES} points per timeseries. Try decreasing the query resolution (?step=XX)"
+            )));
+        }
         self.run(storage, query, start_ms, end_ms, step_ms, false)
             .await
     }
@@ -160,28 +168,41 @@ impl Engine {
             Ok(r) => r?,
             Err(_) => return Err(QueryError::Timeout(format!("{:?}", started.elapsed()))),
         };
-        let mut ev = Evaluator {
-            opts: &self.opts,
-            data: &data,
-            query_start: start_ms,
-            query_end: end_ms,
-            query_step: if instant { 0 } else { step_ms },
-            deadline: started + self.opts.timeout,
-            started,
-            warnings: Vec::new(),
-            infos: Vec::new(),
+        let evaluate = || -> Result<QueryResult, QueryError> {
+            let mut ev = Evaluator {
+                opts: &self.opts,
+                data: &data,
+                query_start: start_ms,
+                query_end: end_ms,
+                query_step: if instant { 0 } else { step_ms },
+                deadline: started + self.opts.timeout,
+                started,
+                warnings: Vec::new(),
+                infos: Vec::new(),
+            };
+            let val = ev.eval(&expr, &ctx)?;
+            if let Val::Vector(v) = &val {
+                ev.check_samples(v.iter().map(|s| s.vals.iter().flatten().count()).sum())?;
+            }
+            let value = output(val, &ctx, instant)?;
+            Ok(QueryResult {
+                value,
+                warnings: ev.warnings,
+                infos: ev.infos,
+            })
         };
-        let val = ev.eval(&expr, &ctx)?;
-        if let Val::Vector(v) = &val {
-            ev.check_samples(v.iter().map(|s| s.vals.iter().flatten().count()).sum())?;
+        // Evaluation is CPU-bound: on a multi-threaded runtime let the
+        // other tasks of this worker move elsewhere meanwhile.
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(evaluate),
+            _ => evaluate(),
         }
-        let value = output(val, &ctx, instant)?;
-        Ok(QueryResult {
-            value,
-            warnings: ev.warnings,
-            infos: ev.infos,
-        })
     }
+}
+
+/// Pretty-prints a query (Prometheus's `/api/v1/format_query`).
+pub fn format_query(query: &str) -> Result<String, QueryError> {
+    Ok(parse(query)?.prettify())
 }
 
 /// Parses a query, mapping parser errors to `bad_data`.

@@ -285,9 +285,9 @@ fn insert_marker(out: &mut String, kw: &str) -> Result<(), QueryError> {
     let mut end = out.trim_end().len();
     loop {
         let s = &out[..end];
-        let tok_start = s.rfind(char::is_whitespace).map_or(0, |p| p + 1);
+        let tok_start = after_last_space(s);
         let prev = s[..tok_start].trim_end();
-        let prev_start = prev.rfind(char::is_whitespace).map_or(0, |p| p + 1);
+        let prev_start = after_last_space(prev);
         match &prev[prev_start..] {
             "offset" | "@" => end = prev[..prev_start].trim_end().len(),
             p if p.ends_with("offset") || p.ends_with('@') => {
@@ -322,6 +322,14 @@ fn insert_marker(out: &mut String, kw: &str) -> Result<(), QueryError> {
         )));
     }
     Ok(())
+}
+
+/// Byte index just past the last whitespace character of `s` (0 if none).
+fn after_last_space(s: &str) -> usize {
+    s.char_indices()
+        .rev()
+        .find(|(_, c)| c.is_whitespace())
+        .map_or(0, |(i, c)| i + c.len_utf8())
 }
 
 /// Evaluates a duration expression to seconds.
@@ -516,6 +524,23 @@ mod tests {
             format!(r#"info(m{{a="1", b="2"}}, {{{INFO_LABEL}="1",data=~".*"}})"#)
         );
         assert_eq!(rewrite("info(m)", T).unwrap(), "info(m)");
+    }
+
+    #[test]
+    fn never_panics_on_odd_input() {
+        let pieces = [
+            "x", "[", "]", "(", ")", "{", "}", "\"", "'", "`", " ", "\u{a0}", "é", "offset", "@",
+            "anchored", "smoothed", "info", ",", ":", "-", "5m", "step()", "#", "\n", "1",
+        ];
+        // Every 3-piece combination, and some longer ones.
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    let _ = rewrite(&format!("{a}{b}{c}"), T);
+                    let _ = rewrite(&format!("x{a} {b}[1m]{c} anchored"), T);
+                }
+            }
+        }
     }
 
     #[test]

@@ -215,3 +215,168 @@ async fn timeout_covers_the_storage_phase() {
     let err = e.instant_query(&Stuck, "up", 0).await.unwrap_err();
     assert_eq!(err.error_type(), "timeout");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluates_on_a_multi_threaded_runtime() {
+    let s = storage();
+    let r = Engine::default()
+        .instant_query(&s, "count(http_requests_total)", 600_000)
+        .await
+        .unwrap();
+    assert_eq!(vector(&r.value), vec![("{}".into(), 2.0)]);
+}
+
+/// A storage returning every series in two parts, like a head and a block.
+struct Split(MemStorage);
+
+impl tidewatch_promql::Storage for Split {
+    fn select(
+        &self,
+        req: tidewatch_promql::SelectRequest,
+    ) -> tidewatch_promql::storage::SelectFuture<'_> {
+        let mut out = Vec::new();
+        for s in self.0.select_sync(&req) {
+            let mid = s.timestamps.len() / 2;
+            out.push(tidewatch_promql::Series {
+                labels: s.labels.clone(),
+                timestamps: s.timestamps[mid..].to_vec(),
+                values: s.values[mid..].to_vec(),
+            });
+            out.push(tidewatch_promql::Series {
+                labels: s.labels,
+                timestamps: s.timestamps[..mid].to_vec(),
+                values: s.values[..mid].to_vec(),
+            });
+        }
+        Box::pin(async move { Ok(out) })
+    }
+}
+
+#[tokio::test]
+async fn series_split_by_the_storage_are_merged() {
+    let s = Split(storage());
+    let e = Engine::default();
+    let r = e
+        .range_query(&s, r#"http_requests_total{job="a"}"#, 0, 600_000, 60_000)
+        .await
+        .unwrap();
+    let Value::Matrix(m) = r.value else {
+        panic!("expected a matrix")
+    };
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].values.len(), 11);
+    let r = e
+        .instant_query(
+            &s,
+            r#"increase(http_requests_total{job="a"}[10m])"#,
+            600_000,
+        )
+        .await
+        .unwrap();
+    let v = vector(&r.value);
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].0, r#"{job="a"}"#);
+    assert!((v[0].1 - 400.0).abs() < 1e-9, "{v:?}");
+}
+
+#[tokio::test]
+async fn resolution_limits_are_enforced() {
+    let s = storage();
+    let e = Engine::default();
+    let err = e.range_query(&s, "up", 0, 86_400_000, 1).await.unwrap_err();
+    assert_eq!(err.error_type(), "bad_data");
+    assert!(err.to_string().contains("maximum resolution"), "{err}");
+    // A subquery at 1ms resolution over a year is refused, not allocated.
+    let err = e
+        .instant_query(&s, "max_over_time(http_requests_total[365d:1ms])", 600_000)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("too many samples"), "{err}");
+}
+
+#[test]
+fn format_query_pretty_prints_or_rejects() {
+    assert_eq!(
+        tidewatch_promql::format_query("sum(rate(x[5m]))by(job)").unwrap(),
+        "sum by (job) (rate(x[5m]))"
+    );
+    assert_eq!(
+        tidewatch_promql::format_query("sum(")
+            .unwrap_err()
+            .error_type(),
+        "bad_data"
+    );
+}
+
+#[tokio::test]
+async fn holt_winters_is_double_exponential_smoothing() {
+    let s = storage();
+    let e = Engine::default();
+    let a = e
+        .instant_query(
+            &s,
+            "holt_winters(http_requests_total[5m], 0.3, 0.6)",
+            600_000,
+        )
+        .await
+        .unwrap();
+    let b = e
+        .instant_query(
+            &s,
+            "double_exponential_smoothing(http_requests_total[5m], 0.3, 0.6)",
+            600_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(vector(&a.value).len(), 2);
+    assert_eq!(vector(&a.value), vector(&b.value));
+}
+
+#[tokio::test]
+async fn or_joins_a_label_set_present_on_alternating_sides() {
+    let s = MemStorage::new();
+    s.append(labels(&[("__name__", "m"), ("side", "x")]), [(0, 1.0)]);
+    s.append(
+        labels(&[("__name__", "m"), ("side", "x"), ("alt", "1")]),
+        [(60_000, 2.0)],
+    );
+    let e = Engine::new(EngineOptions {
+        lookback_delta: Duration::from_secs(30),
+        ..Default::default()
+    });
+    let r = e
+        .range_query(
+            &s,
+            r#"m{alt=""} or label_replace(m{alt="1"}, "alt", "", "", "")"#,
+            0,
+            60_000,
+            60_000,
+        )
+        .await
+        .unwrap();
+    let Value::Matrix(m) = r.value else {
+        panic!("expected a matrix")
+    };
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0].values, vec![1.0, 2.0]);
+}
+
+#[tokio::test]
+async fn extreme_offsets_and_ranges_do_not_overflow() {
+    let s = storage();
+    let e = Engine::default();
+    for (q, series) in [
+        ("http_requests_total offset 100000000y", 0),
+        ("http_requests_total offset -100000000y", 0),
+        ("rate(http_requests_total[100000000y])", 2),
+        (
+            "max_over_time(http_requests_total[100000000y:1y] offset -100000000y)",
+            0,
+        ),
+    ] {
+        match e.instant_query(&s, q, 600_000).await {
+            Ok(r) => assert_eq!(vector(&r.value).len(), series, "{q}"),
+            Err(err) => panic!("{q}: {err}"),
+        }
+    }
+}

@@ -114,17 +114,23 @@ impl Evaluator<'_> {
                 if r.iter().any(|x| x.is_nan()) {
                     return Err(QueryError::Execution("Ratio value is NaN".into()));
                 }
+                for &x in &r {
+                    if !(-1.0..=1.0).contains(&x) {
+                        let cap = x.clamp(-1.0, 1.0);
+                        self.warn(format!(
+                            "PromQL warning: ratio value should be between -1 and 1, got {}, capping to {}",
+                            format_float(x),
+                            format_float(cap)
+                        ));
+                    }
+                }
                 let mut out = Vec::new();
                 for s in &input {
                     let h = s.labels.stable_hash() as f64 / u64::MAX as f64;
                     let mut vals = vec![None; n];
                     let mut any = false;
                     for i in 0..n {
-                        let ratio = r[i];
-                        if ratio.is_nan() {
-                            return Err(QueryError::Execution("Ratio value is NaN".into()));
-                        }
-                        let ratio = ratio.clamp(-1.0, 1.0);
+                        let ratio = r[i].clamp(-1.0, 1.0);
                         let keep = if ratio >= 0.0 {
                             h < ratio
                         } else {

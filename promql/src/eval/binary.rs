@@ -99,7 +99,7 @@ impl Evaluator<'_> {
             (Val::Vector(l), Val::Vector(r)) => {
                 let m = matching(&b.modifier);
                 match op {
-                    T_LAND | T_LOR | T_LUNLESS => Ok(Val::Vector(set_op(op, l, r, &m, ctx))),
+                    T_LAND | T_LOR | T_LUNLESS => Ok(Val::Vector(set_op(op, l, r, &m, ctx)?)),
                     _ => Ok(Val::Vector(vector_vector(op, l, r, &m, return_bool, ctx)?)),
                 }
             }
@@ -159,7 +159,13 @@ fn signatures(l: &[SVec], r: &[SVec], m: &Matching) -> (Vec<usize>, Vec<usize>, 
     (li, ri, sigs)
 }
 
-fn set_op(op: TokenId, mut l: Vec<SVec>, mut r: Vec<SVec>, m: &Matching, ctx: &Ctx) -> Vec<SVec> {
+fn set_op(
+    op: TokenId,
+    mut l: Vec<SVec>,
+    mut r: Vec<SVec>,
+    m: &Matching,
+    ctx: &Ctx,
+) -> EvalResult<Vec<SVec>> {
     let (li, ri, sigs) = signatures(&l, &r, m);
     let mut present = vec![false; sigs.len()];
     for i in 0..ctx.n {
@@ -191,11 +197,15 @@ fn set_op(op: TokenId, mut l: Vec<SVec>, mut r: Vec<SVec>, m: &Matching, ctx: &C
             }
         }
     }
-    if op == T_LOR {
-        l.append(&mut r);
-    }
     l.retain(|s| s.vals.iter().any(|v| v.is_some()));
-    l
+    if op == T_LOR {
+        r.retain(|s| s.vals.iter().any(|v| v.is_some()));
+        l.append(&mut r);
+        // A label set present on the left at some steps and on the right
+        // at others is one series; they never overlap (equal labels match).
+        return super::functions::merge_same(l);
+    }
+    Ok(l)
 }
 
 fn vector_vector(
@@ -220,6 +230,7 @@ fn vector_vector(
     let mut out: Vec<SVec> = Vec::new();
     let mut out_index: HashMap<Labels, usize> = HashMap::new();
     let mut pair_out: HashMap<(usize, usize), usize> = HashMap::new();
+    let mut lcache: Vec<(usize, usize)> = vec![(usize::MAX - 1, 0); l.len()];
     let mut rhs_at: Vec<Option<usize>> = vec![None; sigs.len()];
     let mut matched: Vec<bool> = vec![false; sigs.len()];
     let mut lhs_seen: Vec<bool> = vec![false; sigs.len()];
@@ -279,8 +290,14 @@ fn vector_vector(
             if !keep {
                 continue;
             }
-            let oi = match pair_out.get(&(lidx, ridx)) {
-                Some(&oi) => oi,
+            // Matches are usually stable across steps: check the last pair
+            // of this series before the map.
+            let cached = lcache[lidx];
+            let oi = match (cached.0 == ridx)
+                .then_some(cached.1)
+                .or_else(|| pair_out.get(&(lidx, ridx)).copied())
+            {
+                Some(oi) => oi,
                 None => {
                     let rs = if ridx == NONE { &empty } else { &r[ridx] };
                     let labels = result_labels(ls, rs, m, one_to_one, &include);
@@ -297,6 +314,7 @@ fn vector_vector(
                     oi
                 }
             };
+            lcache[lidx] = (ridx, oi);
             if out[oi].vals[i].is_some() {
                 return Err(QueryError::Execution(if one_to_one {
                     "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into()

@@ -1,5 +1,5 @@
-//! Function calls: dispatch, instant-vector functions and the range-vector
-//! function driver.
+//! Function calls: dispatch and the instant-vector functions (math, time,
+//! label manipulation, sorting, `absent`, `scalar`/`vector`).
 
 use std::collections::HashMap;
 
@@ -11,14 +11,11 @@ use tidewatch_common::Labels;
 use tidewatch_common::labels::{METRIC_NAME, is_valid_label_name};
 
 use super::aggregate::{cmp_asc_nan_last, cmp_desc_nan_last};
-use super::histogram::{Flags, bucket_fraction, bucket_quantile, classic_histograms};
-use super::plan::{info_key, info_matchers, info_ref_path, info_ref_time};
-use super::range_fns::{self, WinCtx, keeps_name, range_arg_index};
-use super::util::format_float;
-use super::{Ctx, EvalResult, Evaluator, RangeMode, SVec, Val};
+use super::range_fns::range_arg_index;
+use super::{Ctx, EvalResult, Evaluator, SVec, Val};
 use crate::engine::QueryError;
 
-fn unwrap_paren(e: &Expr) -> &Expr {
+pub(crate) fn unwrap_paren(e: &Expr) -> &Expr {
     match e {
         Expr::Paren(p) => unwrap_paren(&p.expr),
         e => e,
@@ -124,7 +121,7 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 
 /// Merges series with identical labels (and name-dropping state); fails if
 /// two have a value at the same step.
-fn merge_same(vs: Vec<SVec>) -> EvalResult<Vec<SVec>> {
+pub(crate) fn merge_same(vs: Vec<SVec>) -> EvalResult<Vec<SVec>> {
     let mut out: Vec<SVec> = Vec::with_capacity(vs.len());
     let mut index: HashMap<(Labels, bool), usize> = HashMap::new();
     for s in vs {
@@ -187,7 +184,12 @@ impl Evaluator<'_> {
         }
     }
 
-    fn string_arg(&mut self, args: &[Box<Expr>], i: usize, ctx: &Ctx) -> EvalResult<String> {
+    pub(crate) fn string_arg(
+        &mut self,
+        args: &[Box<Expr>],
+        i: usize,
+        ctx: &Ctx,
+    ) -> EvalResult<String> {
         match args.get(i) {
             Some(e) => self.eval_string(e, ctx),
             None => Err(QueryError::BadData("missing string argument".into())),
@@ -498,381 +500,7 @@ impl Evaluator<'_> {
             ))),
         }
     }
-
-    /// `info(v, selector)`: joins data labels of info series (`target_info`
-    /// by default) onto `v` by the identifying labels `instance` and `job`.
-    fn eval_info(&mut self, call: &Call, ctx: &Ctx) -> EvalResult<Val> {
-        let args = &call.args.args;
-        let base = self.eval_vector(&args[0], ctx)?;
-        let matchers = info_matchers(args.get(1).map(|b| unwrap_paren(b)));
-        let (name_ms, data_ms): (Vec<_>, Vec<_>) =
-            matchers.into_iter().partition(|m| m.name == METRIC_NAME);
-        // Data matchers only count when the user wrote a selector.
-        let data_ms = if args.len() > 1 { data_ms } else { Vec::new() };
-        let path = info_ref_path(&args[0]);
-        let lookback = self.opts.lookback_delta.as_millis() as i64;
-        let info_series = self
-            .data
-            .get(&info_key(call))
-            .map(|v| v.as_slice())
-            .unwrap_or(&[]);
-        // Per info series: (name, identifying signature, labels) and, per step,
-        // the timestamp of the sample in effect.
-        let sig = |name: &str, l: &Labels| -> Vec<(String, String)> {
-            let mut v = vec![(METRIC_NAME.to_string(), name.to_string())];
-            for id in ["instance", "job"] {
-                if let Some(x) = l.get(id) {
-                    v.push((id.to_string(), x.to_string()));
-                }
-            }
-            v
-        };
-        let mut infos: Vec<InfoSeries<'_>> = Vec::new();
-        let mut info_names: Vec<String> = Vec::new();
-        for s in info_series {
-            let name = s.labels.metric_name().unwrap_or("").to_string();
-            let mut at = vec![None; ctx.n];
-            for (i, slot) in at.iter_mut().enumerate() {
-                let r = info_ref_time(&path, ctx.ts(i), self.query_start, self.query_end);
-                let k = s.timestamps.partition_point(|&t| t <= r);
-                if k > 0
-                    && s.timestamps[k - 1] > r - lookback
-                    && !crate::storage::is_stale_nan(s.values[k - 1])
-                {
-                    *slot = Some(s.timestamps[k - 1]);
-                }
-            }
-            if !info_names.contains(&name) {
-                info_names.push(name.clone());
-            }
-            infos.push((sig(&name, &s.labels), &s.labels, at));
-        }
-        let all_match_empty = data_ms.iter().all(|m| m.is_match(""));
-        let mut out: Vec<SVec> = Vec::new();
-        let mut index: HashMap<(Labels, bool), usize> = HashMap::new();
-        let mut best: HashMap<&[(String, String)], (usize, i64)> = HashMap::new();
-        for i in 0..ctx.n {
-            best.clear();
-            for (ii, (sg, _, at)) in infos.iter().enumerate() {
-                let Some(t) = at[i] else { continue };
-                match best.get(sg.as_slice()) {
-                    Some(&(_, bt)) if bt > t => {}
-                    Some(&(_, bt)) if bt == t => {
-                        return Err(QueryError::Execution(
-                            "found duplicate series for info metric".into(),
-                        ));
-                    }
-                    _ => {
-                        best.insert(sg.as_slice(), (ii, t));
-                    }
-                }
-            }
-            for b in &base {
-                let Some(v) = b.vals[i] else { continue };
-                let bname = b.labels.metric_name().unwrap_or("");
-                // Info series themselves are not enriched: a series counts as
-                // one when it satisfies every name matcher, at least one of
-                // them positive.
-                let ignored = name_ms.iter().any(super::plan::is_positive)
-                    && name_ms.iter().all(|m| m.is_match(bname));
-                let mut labels = b.labels.clone();
-                if !ignored {
-                    let mut added = Labels::empty();
-                    let mut matched = false;
-                    for n in &info_names {
-                        let Some(&(ii, _)) = best.get(sig(n, &b.labels).as_slice()) else {
-                            continue;
-                        };
-                        matched = true;
-                        for l in infos[ii].1.iter() {
-                            if l.name == METRIC_NAME {
-                                continue;
-                            }
-                            if !data_ms.is_empty() && !data_ms.iter().any(|m| m.name == l.name) {
-                                continue;
-                            }
-                            if let Some(x) = added.get(&l.name)
-                                && x != l.value
-                            {
-                                return Err(QueryError::Execution(format!(
-                                    "conflicting label: {}",
-                                    l.name
-                                )));
-                            }
-                            if b.labels.get(&l.name).is_some() {
-                                continue;
-                            }
-                            added.set(&l.name, &l.value);
-                        }
-                    }
-                    if !matched && !all_match_empty {
-                        continue;
-                    }
-                    for l in added.iter() {
-                        labels.set(&l.name, &l.value);
-                    }
-                }
-                let key = (labels, b.drop_name);
-                let oi = match index.get(&key) {
-                    Some(&oi) => oi,
-                    None => {
-                        out.push(SVec {
-                            labels: key.0.clone(),
-                            vals: vec![None; ctx.n],
-                            drop_name: b.drop_name,
-                        });
-                        index.insert(key, out.len() - 1);
-                        out.len() - 1
-                    }
-                };
-                if out[oi].vals[i].is_some() {
-                    return Err(QueryError::Execution(
-                        "vector cannot contain metrics with the same labelset".into(),
-                    ));
-                }
-                out[oi].vals[i] = Some(v);
-            }
-        }
-        Ok(Val::Vector(out))
-    }
-
-    fn classic_histogram_fn(
-        &mut self,
-        name: &str,
-        args: &[Box<Expr>],
-        ctx: &Ctx,
-    ) -> EvalResult<Val> {
-        let mut bad_le = Vec::new();
-        let mut flags = Flags::default();
-        let check_q = |ev: &mut Self, q: &[f64]| {
-            for &qv in q {
-                if !(0.0..=1.0).contains(&qv) {
-                    ev.warn(format!(
-                        "PromQL warning: quantile value should be between 0 and 1, got {}",
-                        format_float(qv)
-                    ));
-                }
-            }
-        };
-        let out = match name {
-            "histogram_quantile" => {
-                let q = self.eval_scalar(&args[0], ctx)?;
-                check_q(self, &q);
-                let v = self.eval_vector(&args[1], ctx)?;
-                classic_histograms(&v, ctx, &mut bad_le, |i, b| {
-                    bucket_quantile(q[i], b, &mut flags)
-                })
-            }
-            "histogram_fraction" => {
-                let lo = self.eval_scalar(&args[0], ctx)?;
-                let hi = self.eval_scalar(&args[1], ctx)?;
-                let v = self.eval_vector(&args[2], ctx)?;
-                classic_histograms(&v, ctx, &mut bad_le, |i, b| {
-                    bucket_fraction(lo[i], hi[i], b)
-                })
-            }
-            _ => {
-                let v = self.eval_vector(&args[0], ctx)?;
-                let label = self.string_arg(args, 1, ctx)?;
-                if !is_valid_label_name(&label) {
-                    return Err(QueryError::Execution(format!(
-                        "invalid label name {label:?}"
-                    )));
-                }
-                let mut all = Vec::new();
-                for a in &args[2..] {
-                    let q = self.eval_scalar(a, ctx)?;
-                    check_q(self, &q);
-                    bad_le.clear();
-                    let mut part = classic_histograms(&v, ctx, &mut bad_le, |i, b| {
-                        bucket_quantile(q[i], b, &mut flags)
-                    });
-                    let qs = if q[0].is_finite() && q[0].fract() == 0.0 {
-                        format!("{:.1}", q[0])
-                    } else {
-                        format_float(q[0])
-                    };
-                    for s in &mut part {
-                        s.labels.set(&label, &qs);
-                    }
-                    all.extend(part);
-                }
-                merge_same(all)?
-            }
-        };
-        if let Some((le, metric)) = bad_le.first() {
-            self.warn(format!(
-                "PromQL warning: bucket label \"le\" is missing or has a malformed value of {le:?} for metric name {metric:?}"
-            ));
-        }
-        if flags.forced_monotonic {
-            self.info(
-                "PromQL info: input to histogram_quantile needed to be fixed for monotonicity"
-                    .into(),
-            );
-        }
-        Ok(Val::Vector(out))
-    }
-
-    fn eval_range_fn(
-        &mut self,
-        name: &str,
-        args: &[Box<Expr>],
-        ri: usize,
-        ctx: &Ctx,
-    ) -> EvalResult<Val> {
-        let mut params = Vec::new();
-        for (i, a) in args.iter().enumerate() {
-            if i != ri {
-                params.push(self.eval_scalar(a, ctx)?);
-            }
-        }
-        let ra = self.range_arg(&args[ri], ctx)?;
-        let nan = vec![f64::NAN; ctx.n];
-        let p0 = params.first().unwrap_or(&nan);
-        let p1 = params.get(1).unwrap_or(&nan);
-        if name == "quantile_over_time" && !ra.series.is_empty() {
-            for &q in p0 {
-                if !(0.0..=1.0).contains(&q) {
-                    self.warn(format!(
-                        "PromQL warning: quantile value should be between 0 and 1, got {}",
-                        format_float(q)
-                    ));
-                }
-            }
-        }
-        if name == "double_exponential_smoothing" || name == "holt_winters" {
-            for i in 0..ctx.n {
-                if !(p0[i] > 0.0 && p0[i] < 1.0) {
-                    return Err(QueryError::Execution(format!(
-                        "invalid smoothing factor. Expected: 0 < sf < 1, got: {}",
-                        p0[i]
-                    )));
-                }
-                if !(p1[i] > 0.0 && p1[i] < 1.0) {
-                    return Err(QueryError::Execution(format!(
-                        "invalid trend factor. Expected: 0 < tf < 1, got: {}",
-                        p1[i]
-                    )));
-                }
-            }
-        }
-        match ra.mode {
-            RangeMode::Anchored
-                if !matches!(name, "changes" | "delta" | "increase" | "rate" | "resets") =>
-            {
-                return Err(QueryError::BadData(format!(
-                    "anchored modifier can only be used with: changes, delta, increase, rate, resets - not with {name}"
-                )));
-            }
-            RangeMode::Smoothed if !matches!(name, "delta" | "increase" | "rate") => {
-                return Err(QueryError::BadData(format!(
-                    "smoothed modifier can only be used with: delta, increase, rate - not with {name}"
-                )));
-            }
-            _ => {}
-        }
-        let keep = keeps_name(name);
-        let counterish = matches!(name, "rate" | "increase");
-        let mut out = Vec::with_capacity(ra.series.len());
-        let mut not_counter: Vec<String> = Vec::new();
-        let mut scratch: Vec<f64> = Vec::new();
-        for s in &ra.series {
-            let mut vals = vec![None; ctx.n];
-            let mut any = false;
-            ra.windows(ctx, s, |i, lo, hi| {
-                if hi <= lo {
-                    return;
-                }
-                let w = WinCtx {
-                    t_eval: ctx.ts(i),
-                    r_end: ra.ref_time(ctx, i),
-                    range: ra.range,
-                    p0: p0[i],
-                    p1: p1[i],
-                };
-                let r = match ra.mode {
-                    RangeMode::Normal => {
-                        range_fns::apply(name, &s.ts[lo..hi], &s.vals[lo..hi], &w, &mut scratch)
-                    }
-                    mode => {
-                        let smoothed = mode == RangeMode::Smoothed;
-                        let start = w.r_end - ra.range;
-                        match name {
-                            "rate" | "increase" | "delta" => range_fns::extended_rate(
-                                &s.ts[lo..hi],
-                                &s.vals[lo..hi],
-                                start,
-                                w.r_end,
-                                ra.range,
-                                smoothed,
-                                name != "delta",
-                                name == "rate",
-                            ),
-                            _ => {
-                                let (ts, vs) = range_fns::extend_floats(
-                                    &s.ts[lo..hi],
-                                    &s.vals[lo..hi],
-                                    start,
-                                    w.r_end,
-                                    smoothed,
-                                );
-                                if ts.is_empty() {
-                                    None
-                                } else {
-                                    range_fns::apply(name, &ts, &vs, &w, &mut scratch)
-                                }
-                            }
-                        }
-                    }
-                };
-                if r.is_some() {
-                    any = true;
-                }
-                vals[i] = r;
-            });
-            if any {
-                if let Some(msg) = counterish.then(|| non_counter_info(&s.labels)).flatten() {
-                    not_counter.push(msg);
-                }
-                out.push(SVec {
-                    labels: s.labels.clone(),
-                    vals,
-                    drop_name: !keep || s.drop_name,
-                });
-            }
-        }
-        for n in not_counter {
-            self.info(n);
-        }
-        Ok(Val::Vector(out))
-    }
 }
-
-/// The info Prometheus gives when `rate`/`increase` read a series that
-/// does not look like a counter (by `__type__`, else by name suffix).
-fn non_counter_info(labels: &Labels) -> Option<String> {
-    let name = labels.metric_name()?;
-    match labels.get("__type__") {
-        Some(t) if t != "counter" && t != "histogram" => Some(format!(
-            "PromQL info: metric might not be a counter, __type__ label is not set to \"counter\" or \"histogram\": {name:?}"
-        )),
-        Some(_) => None,
-        None if ["_total", "_sum", "_count", "_bucket"]
-            .iter()
-            .any(|x| name.ends_with(x)) =>
-        {
-            None
-        }
-        None => Some(format!(
-            "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {name:?}"
-        )),
-    }
-}
-
-/// An info series prepared for joining: identifying signature, labels and
-/// the timestamp of the sample in effect at each step.
-type InfoSeries<'a> = (Vec<(String, String)>, &'a Labels, Vec<Option<i64>>);
 
 fn absent_result(labels: Labels, vals: Vec<Option<f64>>) -> Vec<SVec> {
     if vals.iter().all(|v| v.is_none()) {

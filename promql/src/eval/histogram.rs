@@ -4,7 +4,13 @@ use std::collections::HashMap;
 
 use tidewatch_common::Labels;
 
-use super::{Ctx, SVec};
+use promql_parser::parser::Expr;
+use tidewatch_common::labels::is_valid_label_name;
+
+use super::functions::merge_same;
+use super::util::format_float;
+use super::{Ctx, EvalResult, Evaluator, SVec, Val};
+use crate::engine::QueryError;
 
 /// Outcome flags of one quantile computation.
 #[derive(Default)]
@@ -230,4 +236,86 @@ pub(crate) fn classic_histograms(
         }
     }
     out
+}
+
+impl Evaluator<'_> {
+    /// `histogram_quantile`, `histogram_quantiles` and `histogram_fraction`
+    /// over classic buckets.
+    pub(crate) fn classic_histogram_fn(
+        &mut self,
+        name: &str,
+        args: &[Box<Expr>],
+        ctx: &Ctx,
+    ) -> EvalResult<Val> {
+        let mut bad_le = Vec::new();
+        let mut flags = Flags::default();
+        let check_q = |ev: &mut Self, q: &[f64]| {
+            for &qv in q {
+                if !(0.0..=1.0).contains(&qv) {
+                    ev.warn(format!(
+                        "PromQL warning: quantile value should be between 0 and 1, got {}",
+                        format_float(qv)
+                    ));
+                }
+            }
+        };
+        let out = match name {
+            "histogram_quantile" => {
+                let q = self.eval_scalar(&args[0], ctx)?;
+                check_q(self, &q);
+                let v = self.eval_vector(&args[1], ctx)?;
+                classic_histograms(&v, ctx, &mut bad_le, |i, b| {
+                    bucket_quantile(q[i], b, &mut flags)
+                })
+            }
+            "histogram_fraction" => {
+                let lo = self.eval_scalar(&args[0], ctx)?;
+                let hi = self.eval_scalar(&args[1], ctx)?;
+                let v = self.eval_vector(&args[2], ctx)?;
+                classic_histograms(&v, ctx, &mut bad_le, |i, b| {
+                    bucket_fraction(lo[i], hi[i], b)
+                })
+            }
+            _ => {
+                let v = self.eval_vector(&args[0], ctx)?;
+                let label = self.string_arg(args, 1, ctx)?;
+                if !is_valid_label_name(&label) {
+                    return Err(QueryError::Execution(format!(
+                        "invalid label name {label:?}"
+                    )));
+                }
+                let mut all = Vec::new();
+                for a in &args[2..] {
+                    let q = self.eval_scalar(a, ctx)?;
+                    check_q(self, &q);
+                    bad_le.clear();
+                    let mut part = classic_histograms(&v, ctx, &mut bad_le, |i, b| {
+                        bucket_quantile(q[i], b, &mut flags)
+                    });
+                    let qs = if q[0].is_finite() && q[0].fract() == 0.0 {
+                        format!("{:.1}", q[0])
+                    } else {
+                        format_float(q[0])
+                    };
+                    for s in &mut part {
+                        s.labels.set(&label, &qs);
+                    }
+                    all.extend(part);
+                }
+                merge_same(all)?
+            }
+        };
+        if let Some((le, metric)) = bad_le.first() {
+            self.warn(format!(
+                "PromQL warning: bucket label \"le\" is missing or has a malformed value of {le:?} for metric name {metric:?}"
+            ));
+        }
+        if flags.forced_monotonic {
+            self.info(
+                "PromQL info: input to histogram_quantile needed to be fixed for monotonicity"
+                    .into(),
+            );
+        }
+        Ok(Val::Vector(out))
+    }
 }

@@ -6,7 +6,9 @@ pub(crate) mod aggregate;
 pub(crate) mod binary;
 pub(crate) mod functions;
 pub(crate) mod histogram;
+pub(crate) mod info;
 pub(crate) mod plan;
+pub(crate) mod range_call;
 pub(crate) mod range_fns;
 pub(crate) mod util;
 
@@ -185,11 +187,17 @@ pub(crate) fn selector_key(vs: &VectorSelector) -> usize {
     vs as *const VectorSelector as usize
 }
 
+/// Milliseconds of a duration, clamped so that sums and differences with
+/// timestamps cannot overflow.
+pub(crate) fn dur_ms(d: std::time::Duration) -> i64 {
+    d.as_millis().min(1u128 << 60) as i64
+}
+
 pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
     match o {
         None => 0,
-        Some(Offset::Pos(d)) => d.as_millis() as i64,
-        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+        Some(Offset::Pos(d)) => dur_ms(*d),
+        Some(Offset::Neg(d)) => -dur_ms(*d),
     }
 }
 
@@ -204,8 +212,8 @@ pub(crate) fn at_ms(at: &Option<AtModifier>, start: i64, end: i64) -> Option<i64
 
 pub(crate) fn system_time_ms(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_millis() as i64,
-        Err(e) => -(e.duration().as_millis() as i64),
+        Ok(d) => dur_ms(d),
+        Err(e) => -dur_ms(e.duration()),
     }
 }
 
@@ -218,10 +226,10 @@ pub(crate) fn subquery_ctx(
     qend: i64,
 ) -> Ctx {
     let offset = offset_ms(&sq.offset);
-    let range = sq.range.as_millis() as i64;
+    let range = dur_ms(sq.range);
     let step = sq
         .step
-        .map(|d| d.as_millis() as i64)
+        .map(dur_ms)
         .filter(|&s| s > 0)
         .unwrap_or(default_step);
     let at = at_ms(&sq.at, qstart, qend);
@@ -383,7 +391,7 @@ impl<'a> Evaluator<'a> {
         };
         let offset = offset_ms(&vs.offset);
         let at = at_ms(&vs.at, self.query_start, self.query_end);
-        let lookback = self.opts.lookback_delta.as_millis() as i64;
+        let lookback = dur_ms(self.opts.lookback_delta);
         let smoothed = RangeMode::of(vs) == RangeMode::Smoothed;
         let mut out = Vec::with_capacity(series.len());
         for s in series {
@@ -462,21 +470,24 @@ impl<'a> Evaluator<'a> {
                 }
                 Ok(RangeArg {
                     series: out,
-                    range: ms.range.as_millis() as i64,
+                    range: dur_ms(ms.range),
                     offset: offset_ms(&ms.vs.offset),
                     at: at_ms(&ms.vs.at, self.query_start, self.query_end),
                     mode: RangeMode::of(&ms.vs),
-                    lookback: self.opts.lookback_delta.as_millis() as i64,
+                    lookback: dur_ms(self.opts.lookback_delta),
                 })
             }
             Expr::Subquery(sq) => {
                 let inner = subquery_ctx(
                     sq,
                     ctx,
-                    self.opts.default_subquery_step.as_millis() as i64,
+                    dur_ms(self.opts.default_subquery_step),
                     self.query_start,
                     self.query_end,
                 );
+                // Every inner step may hold a sample per series: refuse
+                // resolutions no result could fit into.
+                self.check_samples(inner.n)?;
                 let series: Vec<RangeSeries<'a>> = match self.eval(&sq.expr, &inner)? {
                     Val::Vector(v) => v.into_iter().map(|s| svec_to_range(s, &inner)).collect(),
                     Val::Scalar(v) => vec![RangeSeries {
@@ -495,7 +506,7 @@ impl<'a> Evaluator<'a> {
                 self.check_samples(series.iter().map(|s| s.ts.len()).sum())?;
                 Ok(RangeArg {
                     series,
-                    range: sq.range.as_millis() as i64,
+                    range: dur_ms(sq.range),
                     offset: offset_ms(&sq.offset),
                     at: at_ms(&sq.at, self.query_start, self.query_end),
                     mode: RangeMode::Normal,
@@ -536,6 +547,11 @@ fn svec_to_range(s: SVec, ctx: &Ctx) -> RangeSeries<'static> {
 /// Removes `__name__` from series marked for it and merges series whose
 /// labels became equal; fails if two of them have a value at the same step.
 pub(crate) fn finish_names(vs: Vec<SVec>) -> EvalResult<Vec<SVec>> {
+    // Every operator keeps its output label sets unique; only dropping names
+    // can make two equal.
+    if !vs.iter().any(|s| s.drop_name) {
+        return Ok(vs);
+    }
     let mut out: Vec<SVec> = Vec::with_capacity(vs.len());
     let mut index: HashMap<Labels, usize> = HashMap::with_capacity(vs.len());
     for mut s in vs {

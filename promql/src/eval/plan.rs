@@ -9,7 +9,7 @@ use promql_parser::parser::Expr;
 use promql_parser::parser::ast::VectorSelector;
 use tidewatch_common::Labels;
 
-use super::{Ctx, RangeMode, at_ms, offset_ms, selector_key, subquery_ctx};
+use super::{Ctx, RangeMode, at_ms, dur_ms, offset_ms, selector_key, subquery_ctx};
 use crate::engine::{EngineOptions, QueryError};
 use crate::storage::{SelectRequest, Series, Storage};
 
@@ -40,8 +40,8 @@ impl<'e> Planner<'e> {
             needs: Vec::new(),
             _e: std::marker::PhantomData,
             index: HashMap::new(),
-            lookback: opts.lookback_delta.as_millis() as i64,
-            default_step: opts.default_subquery_step.as_millis() as i64,
+            lookback: dur_ms(opts.lookback_delta),
+            default_step: dur_ms(opts.default_subquery_step),
             qstart,
             qend,
         }
@@ -104,11 +104,7 @@ impl<'e> Planner<'e> {
                     RangeMode::Anchored => (self.lookback, 0),
                     RangeMode::Smoothed => (self.lookback, self.lookback),
                 };
-                self.need(
-                    &ms.vs,
-                    lo - ms.range.as_millis() as i64 - before + 1,
-                    hi + after,
-                );
+                self.need(&ms.vs, lo - dur_ms(ms.range) - before + 1, hi + after);
             }
             Expr::Subquery(sq) => {
                 let inner = subquery_ctx(sq, ctx, self.default_step, self.qstart, self.qend);
@@ -208,6 +204,7 @@ pub(crate) async fn fetch(
             series.retain(|s| seen.insert(s.labels.clone(), ()).is_none());
         }
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        let series = merge_split_series(series);
         total += series.iter().map(|s| s.timestamps.len()).sum::<usize>();
         if total > max_samples {
             return Err(QueryError::Execution(
@@ -334,4 +331,42 @@ pub(crate) fn info_ref_time(
         t -= off;
     }
     t
+}
+
+/// Merges series the storage returned in several parts (e.g. from the head
+/// and from blocks) into one per label set; `series` is sorted by labels.
+/// Samples are ordered by time; at equal timestamps the later part wins.
+fn merge_split_series(series: Vec<Series>) -> Vec<Series> {
+    if !series.windows(2).any(|w| w[0].labels == w[1].labels) {
+        return series;
+    }
+    let mut out: Vec<Series> = Vec::with_capacity(series.len());
+    for s in series {
+        match out.last_mut() {
+            Some(last) if last.labels == s.labels => {
+                let mut pts: Vec<(i64, f64)> = last
+                    .timestamps
+                    .iter()
+                    .copied()
+                    .zip(last.values.iter().copied())
+                    .chain(s.timestamps.into_iter().zip(s.values))
+                    .collect();
+                pts.sort_by_key(|p| p.0);
+                let mut ts = Vec::with_capacity(pts.len());
+                let mut vs: Vec<f64> = Vec::with_capacity(pts.len());
+                for (t, v) in pts {
+                    if ts.last() == Some(&t) {
+                        *vs.last_mut().expect("parallel vectors") = v;
+                    } else {
+                        ts.push(t);
+                        vs.push(v);
+                    }
+                }
+                last.timestamps = ts;
+                last.values = vs;
+            }
+            _ => out.push(s),
+        }
+    }
+    out
 }

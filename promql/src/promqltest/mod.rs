@@ -20,7 +20,7 @@ pub use parse::{
     Command, Eval, EvalKind, ExpectedSeries, FailExpect, Load, LoadSeries, parse_duration_ms,
     parse_file, parse_labels,
 };
-pub use series::{SeqValue, expand, parse_float};
+pub use series::{SeqValue, expand, parse_float, series_samples};
 
 use crate::engine::{Engine, QueryResult};
 use crate::memory::{MemStorage, matches_all};

@@ -88,6 +88,21 @@ pub fn expand(tokens: &[&str]) -> Result<Vec<SeqValue>, String> {
     Ok(out)
 }
 
+/// Expands promtool series notation (`"0+10x5 _ stale 3"`) into samples
+/// `interval_ms` apart starting at 0; gaps are skipped and `stale` becomes
+/// the staleness marker. Native-histogram notation is an error.
+pub fn series_samples(values: &str, interval_ms: i64) -> Result<Vec<(i64, f64)>, String> {
+    let toks: Vec<&str> = values.split_whitespace().collect();
+    Ok(expand(&toks)?
+        .into_iter()
+        .enumerate()
+        .filter_map(|(k, v)| match v {
+            SeqValue::Value(f) => Some((k as i64 * interval_ms, f)),
+            SeqValue::Omitted => None,
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +123,14 @@ mod tests {
         assert_eq!(vals("-2 1e3"), vec![Value(-2.0), Value(1000.0)]);
         assert!(matches!(vals("stale")[0], Value(v) if crate::storage::is_stale_nan(v)));
         assert!(expand(&["{{schema:0}}"]).is_err());
+    }
+
+    #[test]
+    fn series_samples_are_spaced_by_the_interval() {
+        let s = series_samples("1+1x2 _ 7", 60_000).unwrap();
+        assert_eq!(
+            s,
+            vec![(0, 1.0), (60_000, 2.0), (120_000, 3.0), (240_000, 7.0)]
+        );
     }
 }
