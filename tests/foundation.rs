@@ -107,3 +107,25 @@ fn config_check_names_the_field_and_line() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_field"));
 }
+
+#[test]
+fn default_config_round_trips_through_config_check() {
+    let out = Command::new(tidewatch_bin())
+        .args(["config", "default"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for section in ["listen:", "aggregator:", "collector:", "alerting:", "platform:"] {
+        assert!(text.contains(section), "missing {section} in\n{text}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("default.yml");
+    std::fs::write(&f, &text).unwrap();
+    let out = Command::new(tidewatch_bin())
+        .args(["config", "check"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
