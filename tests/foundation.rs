@@ -20,6 +20,12 @@ fn up_serves_health_and_metrics_and_stops_cleanly() {
     assert_eq!(status, 200);
     assert!(body.contains("tidewatch_build_info"), "{body}");
     assert!(body.contains("role=\"all\""), "{body}");
+    let (status, body) = blocking_get(&tw.url("/api/v1/query?query=up"));
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "success", "{body}");
+    assert_eq!(v["data"]["resultType"], "vector", "{body}");
+    assert!(v["data"]["result"].is_array(), "{body}");
     assert_eq!(tw.proc.terminate(Duration::from_secs(30)), Some(0));
 }
 
