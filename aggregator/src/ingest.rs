@@ -10,11 +10,12 @@ use tidewatch_common::remote_write::{MetricType, WriteRequest};
 use crate::batch::IngestSeries;
 use crate::store::{IngestError, MetricMeta};
 
+/// An ingest batch with the metric metadata that came with it.
+pub type Converted = (Vec<IngestSeries>, Vec<(String, MetricMeta)>);
+
 /// Remote-write request → batch and metadata. Native histograms are refused
 /// (400) since the store holds floats only.
-pub fn from_remote_write(
-    req: WriteRequest,
-) -> Result<(Vec<IngestSeries>, Vec<(String, MetricMeta)>), IngestError> {
+pub fn from_remote_write(req: WriteRequest) -> Result<Converted, IngestError> {
     let mut out = Vec::with_capacity(req.timeseries.len());
     for (i, ts) in req.timeseries.into_iter().enumerate() {
         if !ts.histograms.is_empty() {
@@ -56,10 +57,7 @@ pub fn from_remote_write(
 
 /// Parsed exposition → batch (samples without a timestamp get `now_ms`) and
 /// metadata.
-pub fn from_exposition(
-    exp: Exposition,
-    now_ms: i64,
-) -> (Vec<IngestSeries>, Vec<(String, MetricMeta)>) {
+pub fn from_exposition(exp: Exposition, now_ms: i64) -> Converted {
     let mut by_series: HashMap<Labels, usize> = HashMap::new();
     let mut out: Vec<IngestSeries> = Vec::new();
     for s in exp.samples {
