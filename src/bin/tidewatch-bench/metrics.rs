@@ -51,7 +51,8 @@ enum Kind {
     Counter(f64),
     /// Increases by about `rate` per second, centisecond resolution.
     Seconds(f64),
-    /// Random walk around a level.
+    /// Random walk from a level: half the scrapes unchanged, byte gauges in
+    /// 4 KiB pages, others at centi resolution.
     Gauge(f64),
     /// Cumulative bucket: increases by `rate` × fraction below `le`.
     Bucket(f64, f64),
@@ -202,13 +203,14 @@ fn bodies(args: &Args, series: &mut [GenSeries]) -> (Vec<Vec<Vec<u8>>>, usize) {
                 Kind::Gauge(level) => {
                     if s.value == 0.0 {
                         level
+                    } else if rng.next() < 0.5 {
+                        // Half of the scrapes see an unchanged gauge.
+                        s.value
+                    } else if level > 100.0 {
+                        // Byte gauges move in 4 KiB pages.
+                        s.value + ((rng.next() - 0.5) * 2000.0).round() * 4096.0
                     } else {
-                        let v = s.value * (1.0 + (rng.next() - 0.5) * 0.01);
-                        if level > 100.0 {
-                            v.round()
-                        } else {
-                            (v * 100.0).round() / 100.0
-                        }
+                        ((s.value + (rng.next() - 0.5) * 0.2).max(0.0) * 100.0).round() / 100.0
                     }
                 }
                 Kind::Bucket(r, frac) => s.value + (r * secs * frac).round(),
