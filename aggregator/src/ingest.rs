@@ -137,7 +137,12 @@ mod tests {
             timeseries: vec![ts(&[("__name__", "a"), ("x", "1"), ("x", "2")])],
             metadata: vec![],
         };
-        assert!(from_remote_write(dup).unwrap_err().to_string().contains("duplicate"));
+        assert!(
+            from_remote_write(dup)
+                .unwrap_err()
+                .to_string()
+                .contains("duplicate")
+        );
         let mut h = ts(&[("__name__", "h")]);
         h.histograms.push(Histogram {
             sum: 1.0,
