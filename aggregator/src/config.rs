@@ -42,7 +42,7 @@ impl Default for Config {
         Config {
             retention_time: Duration::from_secs(15 * 24 * 3600),
             retention_size_bytes: 0,
-            flush_interval: Duration::from_secs(120),
+            flush_interval: Duration::from_secs(30 * 60),
             flush_max_head_samples: 20_000_000,
             block_duration: Duration::from_secs(2 * 3600),
             compact_min_blocks: 4,
@@ -198,7 +198,7 @@ mod tests {
     #[test]
     fn defaults_validate_and_errors_name_fields() {
         let c: Config = load_str("{}").unwrap();
-        assert_eq!(c.flush_interval, Duration::from_secs(120));
+        assert_eq!(c.flush_interval, Duration::from_secs(1800));
         let c: Config =
             load_str("retention_time: 1d\nlimits:\n  max_series_per_request: 5\n").unwrap();
         assert_eq!(c.retention_time, Duration::from_secs(86400));

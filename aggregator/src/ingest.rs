@@ -10,11 +10,12 @@ use tidewatch_common::remote_write::{MetricType, WriteRequest};
 use crate::batch::IngestSeries;
 use crate::store::{IngestError, MetricMeta};
 
+/// An ingest batch with the metric metadata that came with it.
+pub type Converted = (Vec<IngestSeries>, Vec<(String, MetricMeta)>);
+
 /// Remote-write request → batch and metadata. Native histograms are refused
 /// (400) since the store holds floats only.
-pub fn from_remote_write(
-    req: WriteRequest,
-) -> Result<(Vec<IngestSeries>, Vec<(String, MetricMeta)>), IngestError> {
+pub fn from_remote_write(req: WriteRequest) -> Result<Converted, IngestError> {
     let mut out = Vec::with_capacity(req.timeseries.len());
     for (i, ts) in req.timeseries.into_iter().enumerate() {
         if !ts.histograms.is_empty() {
@@ -22,11 +23,12 @@ pub fn from_remote_write(
                 "timeseries[{i}]: native histogram samples are not supported"
             )));
         }
-        let n = ts.labels.len();
+        // Empty values mean "no label" (dropped); a name twice is an error.
+        let n = ts.labels.iter().filter(|l| !l.value.is_empty()).count();
         let labels = Labels::from_pairs(ts.labels.into_iter().map(|l| (l.name, l.value)));
         if labels.len() != n {
             return Err(IngestError::BadData(format!(
-                "timeseries[{i}] {labels}: duplicate or empty label"
+                "timeseries[{i}] {labels}: duplicate label name"
             )));
         }
         if ts.samples.is_empty() {
@@ -56,10 +58,7 @@ pub fn from_remote_write(
 
 /// Parsed exposition → batch (samples without a timestamp get `now_ms`) and
 /// metadata.
-pub fn from_exposition(
-    exp: Exposition,
-    now_ms: i64,
-) -> (Vec<IngestSeries>, Vec<(String, MetricMeta)>) {
+pub fn from_exposition(exp: Exposition, now_ms: i64) -> Converted {
     let mut by_series: HashMap<Labels, usize> = HashMap::new();
     let mut out: Vec<IngestSeries> = Vec::new();
     for s in exp.samples {
@@ -95,4 +94,65 @@ pub fn from_exposition(
         })
         .collect();
     (out, meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use tidewatch_common::remote_write::{Histogram, Label, MetricMetadata, Sample, TimeSeries};
+
+    use super::*;
+
+    fn ts(labels: &[(&str, &str)]) -> TimeSeries {
+        TimeSeries {
+            labels: labels
+                .iter()
+                .map(|(n, v)| Label {
+                    name: n.to_string(),
+                    value: v.to_string(),
+                })
+                .collect(),
+            samples: vec![Sample {
+                value: 1.0,
+                timestamp: 5,
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn remote_write_conversion() {
+        let req = WriteRequest {
+            timeseries: vec![ts(&[("__name__", "a"), ("empty", "")])],
+            metadata: vec![MetricMetadata {
+                r#type: 2,
+                metric_family_name: "a".into(),
+                help: "h".into(),
+                unit: String::new(),
+            }],
+        };
+        let (b, m) = from_remote_write(req).unwrap();
+        assert_eq!(b[0].labels.len(), 1);
+        assert_eq!(m[0].1.kind, "gauge");
+        let dup = WriteRequest {
+            timeseries: vec![ts(&[("__name__", "a"), ("x", "1"), ("x", "2")])],
+            metadata: vec![],
+        };
+        assert!(
+            from_remote_write(dup)
+                .unwrap_err()
+                .to_string()
+                .contains("duplicate")
+        );
+        let mut h = ts(&[("__name__", "h")]);
+        h.histograms.push(Histogram {
+            sum: 1.0,
+            timestamp: 1,
+        });
+        let e = from_remote_write(WriteRequest {
+            timeseries: vec![h],
+            metadata: vec![],
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("native histogram"), "{e}");
+    }
 }

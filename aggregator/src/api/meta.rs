@@ -92,8 +92,8 @@ fn params(
     headers: &HeaderMap,
     q: Option<&str>,
     body: &Bytes,
-) -> Result<Params, Response> {
-    Params::from_request(method, headers, q, body).map_err(bad_data)
+) -> Result<Params, Box<Response>> {
+    Params::from_request(method, headers, q, body).map_err(|e| Box::new(bad_data(e)))
 }
 
 fn truncated(limit: usize, len: usize) -> Vec<String> {
@@ -114,7 +114,7 @@ pub async fn series(
 ) -> Response {
     let p = match params(&method, &headers, q.as_deref(), &body) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let sel = match select(&app, &p, true) {
         Ok(s) => s,
@@ -149,7 +149,7 @@ pub async fn labels(
 ) -> Response {
     let p = match params(&method, &headers, q.as_deref(), &body) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let sel = match select(&app, &p, false) {
         Ok(s) => s,
@@ -190,7 +190,7 @@ pub async fn label_values(
     }
     let p = match params(&method, &headers, q.as_deref(), &body) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let sel = match select(&app, &p, false) {
         Ok(s) => s,
@@ -225,7 +225,7 @@ pub async fn metadata(
 ) -> Response {
     let p = match params(&method, &headers, q.as_deref(), &body) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let limit = match limit(&p) {
         Ok(l) => l,
