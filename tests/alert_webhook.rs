@@ -320,3 +320,74 @@ fn failed_deliveries_are_retried() {
         "{hist}"
     );
 }
+
+#[test]
+fn platform_receiver_fans_out_tkestack_style() {
+    let hook = WebhookSink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tidewatch.yml");
+    std::fs::write(
+        &cfg,
+        "alerting:\n  route:\n    receiver: platform\n    group_by: [alertname]\n    group_wait: 1s\n    group_interval: 1s\n",
+    )
+    .unwrap();
+    let tw = Tidewatch::start(
+        "alertmanager",
+        dir.path(),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let api = |p: &str| tw.url(&format!("/api/platform/v1/{p}"));
+    for (kind, body) in [
+        (
+            "channels",
+            json!({"name": "bot", "webhook": {"url": format!("{}/channel", hook.url), "headers": {"X-Token": "t"}}}),
+        ),
+        (
+            "templates",
+            json!({"name": "t", "channel": "bot", "header": "{{ alertName }}", "body": "{{ alarmPolicyName }}: {{ value }}{{ unit }} on {{ podName }}"}),
+        ),
+        (
+            "receivers",
+            json!({"name": "alice", "username": "alice", "identities": {"webhook": format!("{}/alice", hook.url)}}),
+        ),
+        (
+            "receivers",
+            json!({"name": "bob", "username": "bob", "identities": {"email": "bob@example.com"}}),
+        ),
+        (
+            "receiver-groups",
+            json!({"name": "ops", "receivers": ["alice", "bob"]}),
+        ),
+    ] {
+        let (s, b) = call("POST", &api(kind), Some(body));
+        assert_eq!(s, 201, "{kind}: {b}");
+    }
+    // A member with a webhook identity gets its own call …
+    post_alerts(
+        &tw.url(""),
+        json!([{"labels": {"alertname": "CpuHigh", "alarmPolicyName": "p1", "pod": "web-1"},
+                "annotations": {"notifyWay": "bot:t", "receiverGroups": "ops", "value": "93", "unit": "%"}}]),
+    );
+    let got = hook.wait_path("/alice", 1, WAIT);
+    assert_eq!(got[0].body["content"], "firing\r\np1: 93% on web-1");
+    assert_eq!(got[0].body["receivers"][0]["name"], "alice");
+    // … members without one share the channel's URL.
+    post_alerts(
+        &tw.url(""),
+        json!([{"labels": {"alertname": "MemHigh", "alarmPolicyName": "p2"},
+                "annotations": {"notifyWay": "bot:t", "receivers": "bob", "value": "1"}}]),
+    );
+    let got = hook.wait_path("/channel", 1, WAIT);
+    assert_eq!(got[0].body["receivers"][0]["name"], "bob");
+    assert!(
+        got[0].body["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("firing\r\np2: 1")
+    );
+    let (_, inbox) = call("GET", &format!("{}?receiver=alice", api("inbox")), None);
+    let items = inbox["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{inbox}");
+    assert_eq!(items[0]["header"], "CpuHigh");
+    assert_eq!(items[0]["read"], false);
+}

@@ -559,7 +559,7 @@ mod tests {
             "Instance h:9 down, 3"
         );
         assert_eq!(
-            expand_go("{{ printf \"%.2f\" $value }}", &l, 3.14159, &e).unwrap(),
+            expand_go("{{ printf \"%.2f\" $value }}", &l, 3.14659, &e).unwrap(),
             "3.14"
         );
         assert_eq!(

@@ -47,10 +47,13 @@ pub struct GroupStatus {
     pub alerts: Vec<serde_json::Value>,
 }
 
+/// Last evaluation time and errors of a group.
+type StatusCell = Arc<Mutex<(Option<String>, Vec<String>)>>;
+
 struct Running {
     group: Arc<tokio::sync::Mutex<Group>>,
     stop: CancellationToken,
-    status: Arc<Mutex<(Option<String>, Vec<String>)>>,
+    status: StatusCell,
 }
 
 /// The rule manager.
@@ -188,7 +191,7 @@ impl RuleManager {
         self: Arc<Self>,
         group: Arc<tokio::sync::Mutex<Group>>,
         stop: CancellationToken,
-        status: Arc<Mutex<(Option<String>, Vec<String>)>>,
+        status: StatusCell,
     ) {
         let (interval, key) = {
             let g = group.lock().await;
@@ -272,10 +275,7 @@ impl RuleManager {
 
     /// Status of every group.
     pub async fn status(&self) -> Vec<GroupStatus> {
-        let running: Vec<(
-            Arc<tokio::sync::Mutex<Group>>,
-            Arc<Mutex<(Option<String>, Vec<String>)>>,
-        )> = self
+        let running: Vec<(Arc<tokio::sync::Mutex<Group>>, StatusCell)> = self
             .running
             .lock()
             .values()
