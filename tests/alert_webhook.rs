@@ -1,7 +1,8 @@
 //! End to end through `tidewatch alertmanager`: alerts posted to the
 //! Alertmanager API reach a webhook grouped, on the group_wait /
-//! group_interval / repeat_interval schedule, never while silenced or
-//! inhibited, resolved when they end, and not repeated once acknowledged.
+//! group_interval / repeat_interval schedule, never while silenced,
+//! inhibited or muted by a time interval, resolved when they end, and
+//! not repeated once acknowledged.
 
 mod alert_support;
 mod support;
@@ -24,6 +25,18 @@ alerting:
     group_wait: 1s
     group_interval: 2s
     repeat_interval: {repeat}
+    routes:
+      - matchers: ['alertname="Muted"']
+        mute_time_intervals: [always]
+      - matchers: ['alertname="OffHours"']
+        active_time_intervals: [last_century]
+  time_intervals:
+    - name: always
+      time_intervals:
+        - times: [{{start_time: "00:00", end_time: "24:00"}}]
+    - name: last_century
+      time_intervals:
+        - years: ["1900:1999"]
   receivers:
     - name: hook
       webhook_configs:
@@ -163,6 +176,8 @@ fn silenced_and_inhibited_alerts_are_not_sent() {
             {"labels": {"alertname": "Warn", "severity": "warning", "cluster": "c1"}},
             {"labels": {"alertname": "Crit", "severity": "critical", "cluster": "c1"}},
             {"labels": {"alertname": "WarnOther", "severity": "warning", "cluster": "c2"}},
+            {"labels": {"alertname": "Muted"}},
+            {"labels": {"alertname": "OffHours"}},
         ]),
     );
     hook.wait_for("Crit", 1, WAIT);
@@ -172,6 +187,9 @@ fn silenced_and_inhibited_alerts_are_not_sent() {
     hook.wait_for("Marker", 1, WAIT);
     assert!(hook.for_alertname("Silenced").is_empty());
     assert!(hook.for_alertname("Warn").is_empty());
+    // Muted by a time interval, or outside its active interval.
+    assert!(hook.for_alertname("Muted").is_empty());
+    assert!(hook.for_alertname("OffHours").is_empty());
 
     // The API reports why.
     let (_, alerts) = call("GET", &format!("{base}/api/v2/alerts"), None);
