@@ -72,6 +72,7 @@ alerting:
           smarthost: 127.0.0.1:{port}
           tls: plain
           send_resolved: true
+          headers: {{X-Team: storage}}
 "#
         ),
     )
@@ -88,6 +89,7 @@ alerting:
         m.contains("Subject: [FIRING:1] alertname=DiskFull")
     });
     assert!(firing.contains("To: oncall@example.com"), "{firing}");
+    assert!(firing.contains("X-Team: storage"), "{firing}");
     assert!(
         firing.contains("Summary: disk 97% full on db-1"),
         "{firing}"

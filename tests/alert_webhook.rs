@@ -1,7 +1,8 @@
 //! End to end through `tidewatch alertmanager`: alerts posted to the
 //! Alertmanager API reach a webhook grouped, on the group_wait /
-//! group_interval / repeat_interval schedule, never while silenced or
-//! inhibited, resolved when they end, and not repeated once acknowledged.
+//! group_interval / repeat_interval schedule, never while silenced,
+//! inhibited or muted by a time interval, resolved when they end, and
+//! not repeated once acknowledged.
 
 mod alert_support;
 mod support;
@@ -24,6 +25,18 @@ alerting:
     group_wait: 1s
     group_interval: 2s
     repeat_interval: {repeat}
+    routes:
+      - matchers: ['alertname="Muted"']
+        mute_time_intervals: [always]
+      - matchers: ['alertname="OffHours"']
+        active_time_intervals: [last_century]
+  time_intervals:
+    - name: always
+      time_intervals:
+        - times: [{{start_time: "00:00", end_time: "24:00"}}]
+    - name: last_century
+      time_intervals:
+        - years: ["1900:1999"]
   receivers:
     - name: hook
       webhook_configs:
@@ -163,6 +176,8 @@ fn silenced_and_inhibited_alerts_are_not_sent() {
             {"labels": {"alertname": "Warn", "severity": "warning", "cluster": "c1"}},
             {"labels": {"alertname": "Crit", "severity": "critical", "cluster": "c1"}},
             {"labels": {"alertname": "WarnOther", "severity": "warning", "cluster": "c2"}},
+            {"labels": {"alertname": "Muted"}},
+            {"labels": {"alertname": "OffHours"}},
         ]),
     );
     hook.wait_for("Crit", 1, WAIT);
@@ -172,6 +187,9 @@ fn silenced_and_inhibited_alerts_are_not_sent() {
     hook.wait_for("Marker", 1, WAIT);
     assert!(hook.for_alertname("Silenced").is_empty());
     assert!(hook.for_alertname("Warn").is_empty());
+    // Muted by a time interval, or outside its active interval.
+    assert!(hook.for_alertname("Muted").is_empty());
+    assert!(hook.for_alertname("OffHours").is_empty());
 
     // The API reports why.
     let (_, alerts) = call("GET", &format!("{base}/api/v2/alerts"), None);
@@ -319,4 +337,75 @@ fn failed_deliveries_are_retried() {
             .any(|h| h["ok"] == true && h["integration"] == "webhook[0]"),
         "{hist}"
     );
+}
+
+#[test]
+fn platform_receiver_fans_out_tkestack_style() {
+    let hook = WebhookSink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tidewatch.yml");
+    std::fs::write(
+        &cfg,
+        "alerting:\n  route:\n    receiver: platform\n    group_by: [alertname]\n    group_wait: 1s\n    group_interval: 1s\n",
+    )
+    .unwrap();
+    let tw = Tidewatch::start(
+        "alertmanager",
+        dir.path(),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let api = |p: &str| tw.url(&format!("/api/platform/v1/{p}"));
+    for (kind, body) in [
+        (
+            "channels",
+            json!({"name": "bot", "webhook": {"url": format!("{}/channel", hook.url), "headers": {"X-Token": "t"}}}),
+        ),
+        (
+            "templates",
+            json!({"name": "t", "channel": "bot", "header": "{{ alertName }}", "body": "{{ alarmPolicyName }}: {{ value }}{{ unit }} on {{ podName }}"}),
+        ),
+        (
+            "receivers",
+            json!({"name": "alice", "username": "alice", "identities": {"webhook": format!("{}/alice", hook.url)}}),
+        ),
+        (
+            "receivers",
+            json!({"name": "bob", "username": "bob", "identities": {"email": "bob@example.com"}}),
+        ),
+        (
+            "receiver-groups",
+            json!({"name": "ops", "receivers": ["alice", "bob"]}),
+        ),
+    ] {
+        let (s, b) = call("POST", &api(kind), Some(body));
+        assert_eq!(s, 201, "{kind}: {b}");
+    }
+    // A member with a webhook identity gets its own call …
+    post_alerts(
+        &tw.url(""),
+        json!([{"labels": {"alertname": "CpuHigh", "alarmPolicyName": "p1", "pod": "web-1"},
+                "annotations": {"notifyWay": "bot:t", "receiverGroups": "ops", "value": "93", "unit": "%"}}]),
+    );
+    let got = hook.wait_path("/alice", 1, WAIT);
+    assert_eq!(got[0].body["content"], "firing\r\np1: 93% on web-1");
+    assert_eq!(got[0].body["receivers"][0]["name"], "alice");
+    // … members without one share the channel's URL.
+    post_alerts(
+        &tw.url(""),
+        json!([{"labels": {"alertname": "MemHigh", "alarmPolicyName": "p2"},
+                "annotations": {"notifyWay": "bot:t", "receivers": "bob", "value": "1"}}]),
+    );
+    let got = hook.wait_path("/channel", 1, WAIT);
+    assert_eq!(got[0].body["receivers"][0]["name"], "bob");
+    assert!(
+        got[0].body["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("firing\r\np2: 1")
+    );
+    let (_, inbox) = call("GET", &format!("{}?receiver=alice", api("inbox")), None);
+    let items = inbox["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{inbox}");
+    assert_eq!(items[0]["header"], "CpuHigh");
+    assert_eq!(items[0]["read"], false);
 }

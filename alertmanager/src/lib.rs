@@ -50,6 +50,26 @@ use crate::rules::querier::HttpQuerier;
 use crate::silence::Silences;
 use crate::store::{AlertStore, PutError};
 
+/// Expands `*`/`?`/`[` patterns of rule file paths (sorted; a pattern
+/// matching nothing is fine, a plain path must exist).
+fn expand_globs(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let s = p.to_string_lossy();
+        if s.contains(['*', '?', '[']) {
+            let mut found: Vec<_> = glob::glob(&s)
+                .map_err(|e| anyhow::anyhow!("alerting.rule_files: {s}: {e}"))?
+                .filter_map(Result::ok)
+                .collect();
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// Name of the built-in receiver delivering the TKEStack way (per alert, to
 /// the receivers and channel/template pairs in its annotations).
 pub const PLATFORM_RECEIVER: &str = "platform";
@@ -165,7 +185,7 @@ impl AlertEngine {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let mut groups = Vec::new();
-        for f in &self.config.rule_files {
+        for f in &expand_globs(&self.config.rule_files)? {
             let file = rules::file::load(f, false)
                 .map_err(|e| anyhow::anyhow!("alerting.rule_files: {}", e.join("; ")))?;
             for g in &file.groups {

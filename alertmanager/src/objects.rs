@@ -317,7 +317,7 @@ impl ObjectStore {
             by_id.insert(m.id.clone(), m);
         }
         let mut inbox: Vec<InboxMessage> = by_id.into_values().collect();
-        inbox.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        inbox.sort_by_key(|a| a.created_at);
         if inbox_journal.len() > inbox.len() * 2 + 16 {
             inbox_journal.rewrite(&inbox)?;
         }

@@ -208,7 +208,7 @@ impl Silences {
     /// Every silence.
     pub fn list(&self) -> Vec<Silence> {
         let mut v: Vec<Silence> = self.inner.read().values().map(|(s, _)| s.clone()).collect();
-        v.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+        v.sort_by_key(|b| std::cmp::Reverse(b.updated_at));
         v
     }
 

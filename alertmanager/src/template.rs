@@ -129,6 +129,60 @@ pub fn expand_go(
     t.render(ctx).map_err(|e| format!("template: {e}"))
 }
 
+/// Prometheus templates compiled once (keyed by their source) and rendered
+/// per alert: the hot path of alerting-rule evaluation.
+pub struct GoTemplates {
+    env: Environment<'static>,
+}
+
+impl std::fmt::Debug for GoTemplates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GoTemplates")
+    }
+}
+
+impl Default for GoTemplates {
+    fn default() -> Self {
+        GoTemplates { env: env() }
+    }
+}
+
+impl GoTemplates {
+    /// Compiles `src` (no-op for text without actions or already added).
+    pub fn add(&mut self, src: &str) -> Result<(), String> {
+        if !src.contains("{{") || self.env.get_template(src).is_ok() {
+            return Ok(());
+        }
+        let jinja = translate_go(src)?;
+        self.env
+            .add_template_owned(src.to_string(), jinja)
+            .map_err(|e| format!("template: {e}"))
+    }
+
+    /// Renders a source added before (text without actions as is).
+    pub fn render(
+        &self,
+        src: &str,
+        labels: &BTreeMap<String, String>,
+        value: f64,
+        external_labels: &BTreeMap<String, String>,
+    ) -> Result<String, String> {
+        if !src.contains("{{") {
+            return Ok(src.to_string());
+        }
+        let t = self
+            .env
+            .get_template(src)
+            .map_err(|e| format!("template: {e}"))?;
+        let ctx = minijinja::context! {
+            labels => labels,
+            value => value,
+            external_labels => external_labels,
+        };
+        t.render(ctx).map_err(|e| format!("template: {e}"))
+    }
+}
+
 /// Translates a Go template to minijinja: `$labels`, `$value`,
 /// `$externalLabels`, `.Labels`, `.Value`, function calls, pipelines and
 /// `if`/`else`/`end`.
@@ -559,8 +613,8 @@ mod tests {
             "Instance h:9 down, 3"
         );
         assert_eq!(
-            expand_go("{{ printf \"%.2f\" $value }}", &l, 3.14159, &e).unwrap(),
-            "3.14"
+            expand_go("{{ printf \"%.2f\" $value }}", &l, 3.14659, &e).unwrap(),
+            "3.15"
         );
         assert_eq!(
             expand_go("{{ $value | humanize }}", &l, 1234567.0, &e).unwrap(),

@@ -217,8 +217,28 @@ fn check_features(expr: &str, opts: &Options) -> Result<(), String> {
         .map_err(|m| format!("{expr:?}: {m}"))
 }
 
+/// Builds the querier a test group evaluates with over its storage.
+pub type QuerierFactory = dyn Fn(Arc<TestStorage>) -> Box<dyn Querier> + Send + Sync;
+
+/// The PromQL engine over the test storage.
+pub fn engine_querier(storage: Arc<TestStorage>) -> Box<dyn Querier> {
+    Box::new(EngineQuerier {
+        engine: Engine::default(),
+        storage,
+    })
+}
+
 /// Runs one test file; the error lists every failure.
 pub async fn run_file(path: &Path, opts: &Options) -> Result<(), Vec<String>> {
+    run_file_with(path, opts, &engine_querier).await
+}
+
+/// [`run_file`] evaluating with queriers built by `make`.
+pub async fn run_file_with(
+    path: &Path,
+    opts: &Options,
+    make: &QuerierFactory,
+) -> Result<(), Vec<String>> {
     let text =
         std::fs::read_to_string(path).map_err(|e| vec![format!("  {}: {e}", path.display())])?;
     let tf: TestFile =
@@ -272,7 +292,8 @@ pub async fn run_file(path: &Path, opts: &Options) -> Result<(), Vec<String>> {
         for (src, d) in &defs {
             groups.push(Group::compile(d, src, eval_interval).map_err(|e| vec![format!("  {e}")])?);
         }
-        if let Err(mut e) = run_group(tg, groups, eval_interval, tf.fuzzy_compare, opts).await {
+        if let Err(mut e) = run_group(tg, groups, eval_interval, tf.fuzzy_compare, opts, make).await
+        {
             let name = if tg.name.is_empty() {
                 String::new()
             } else {
@@ -322,6 +343,7 @@ async fn run_group(
     eval_interval: Duration,
     fuzzy: bool,
     opts: &Options,
+    make: &QuerierFactory,
 ) -> Result<(), Vec<String>> {
     let mint = start_ms(tg).map_err(|e| vec![format!("    {e}")])?;
     let interval = match &tg.interval {
@@ -341,10 +363,7 @@ async fn run_group(
     for t in &tg.promql_expr_test {
         check_features(&t.expr, opts).map_err(|e| vec![format!("    expr: {e}")])?;
     }
-    let q = EngineQuerier {
-        engine: Engine::default(),
-        storage: storage.clone(),
-    };
+    let q = make(storage.clone());
     let mut alert_times: Vec<(i64, usize)> = Vec::new();
     for (i, t) in tg.alert_rule_test.iter().enumerate() {
         alert_times.push((
@@ -366,7 +385,7 @@ async fn run_group(
         let mut eval_errs = Vec::new();
         for g in groups.iter_mut() {
             let out = g
-                .eval(&q, mint + ts, &tg.external_labels, &tg.external_url)
+                .eval(q.as_ref(), mint + ts, &tg.external_labels, &tg.external_url)
                 .await;
             for (l, v) in out.series {
                 storage.append(&l, mint + ts, v);

@@ -98,6 +98,27 @@ impl WebhookSink {
             .collect()
     }
 
+    /// Waits until `n` calls to `path` arrived; returns them.
+    pub fn wait_path(&self, path: &str, n: usize, timeout: Duration) -> Vec<Hook> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got: Vec<Hook> = self
+                .hooks()
+                .into_iter()
+                .filter(|h| h.path == path)
+                .collect();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {n} calls to {path}: {:#?}",
+                self.hooks()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits until `n` calls for `alertname` arrived; returns them.
     pub fn wait_for(&self, name: &str, n: usize, timeout: Duration) -> Vec<Hook> {
         let deadline = Instant::now() + timeout;

@@ -8,6 +8,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
 use axum::routing::get;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
@@ -41,19 +42,24 @@ fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// `postableAlert`.
+/// Alertmanager's `postableAlert`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct PostableAlert {
-    labels: BTreeMap<String, String>,
+pub struct PostableAlert {
+    /// Identifying labels.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations.
     #[serde(default)]
-    annotations: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    /// Start (now when absent).
     #[serde(default)]
-    starts_at: Option<DateTime<Utc>>,
+    pub starts_at: Option<DateTime<Utc>>,
+    /// End (start + resolve timeout when absent).
     #[serde(default)]
-    ends_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    /// Source link.
     #[serde(default, rename = "generatorURL")]
-    generator_url: String,
+    pub generator_url: String,
 }
 
 fn zero(t: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
@@ -62,19 +68,20 @@ fn zero(t: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
 
 /// Validates and normalises posted alerts (Alertmanager's rules).
 pub fn validate_alerts(
-    posted: Vec<(
-        BTreeMap<String, String>,
-        BTreeMap<String, String>,
-        Option<DateTime<Utc>>,
-        Option<DateTime<Utc>>,
-        String,
-    )>,
+    posted: Vec<PostableAlert>,
     resolve_timeout: std::time::Duration,
     now: DateTime<Utc>,
 ) -> Result<Vec<Alert>, (String, String)> {
     let rt = chrono::Duration::from_std(resolve_timeout).unwrap_or(chrono::Duration::minutes(5));
     let mut out = Vec::with_capacity(posted.len());
-    for (i, (labels, annotations, starts, ends, gen_url)) in posted.into_iter().enumerate() {
+    for (i, p) in posted.into_iter().enumerate() {
+        let (labels, annotations, starts, ends, gen_url) = (
+            p.labels,
+            p.annotations,
+            p.starts_at,
+            p.ends_at,
+            p.generator_url,
+        );
         let field = format!("[{i}].labels");
         if labels.is_empty() {
             return Err((field, "at least one label pair required".into()));
@@ -116,7 +123,7 @@ pub fn validate_alerts(
 async fn post_alerts(
     State(e): State<Arc<AlertEngine>>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<StatusCode, ApiError> {
     let posted: Vec<PostableAlert> = parse_json(S, &body)?;
     if posted.len() > e.config().limits.max_alerts_per_request {
         return Err(ApiError::bad(
@@ -129,23 +136,8 @@ async fn post_alerts(
             ),
         ));
     }
-    let alerts = validate_alerts(
-        posted
-            .into_iter()
-            .map(|p| {
-                (
-                    p.labels,
-                    p.annotations,
-                    p.starts_at,
-                    p.ends_at,
-                    p.generator_url,
-                )
-            })
-            .collect(),
-        e.config().resolve_timeout,
-        Utc::now(),
-    )
-    .map_err(|(f, m)| ApiError::bad(S, f, m))?;
+    let alerts = validate_alerts(posted, e.config().resolve_timeout, Utc::now())
+        .map_err(|(f, m)| ApiError::bad(S, f, m))?;
     e.receive(alerts, "api").map_err(|err| match err {
         crate::store::PutError::Full(_) => ApiError {
             status: axum::http::StatusCode::TOO_MANY_REQUESTS,
@@ -155,7 +147,7 @@ async fn post_alerts(
         },
         crate::store::PutError::Io(_) => ApiError::internal(S, err),
     })?;
-    Ok(Json(Value::Null))
+    Ok(StatusCode::OK)
 }
 
 /// Alert filters shared by `/alerts` and `/alerts/groups`.
@@ -394,9 +386,9 @@ async fn get_silence(
 async fn delete_silence(
     State(e): State<Arc<AlertEngine>>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<StatusCode, ApiError> {
     e.silences().expire(&id, Utc::now()).map_err(silence_err)?;
-    Ok(Json(Value::Null))
+    Ok(StatusCode::OK)
 }
 
 async fn status(State(e): State<Arc<AlertEngine>>) -> Json<Value> {

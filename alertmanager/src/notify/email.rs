@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use lettre::message::header::ContentType;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -57,10 +57,15 @@ pub async fn send(
             .parse()
             .map_err(|e| (false, format!("to {t:?}: {e}")))?);
     }
-    let _ = headers; // custom headers: lettre needs typed headers; subject/from/to cover the need.
-    let msg = b
+    let mut msg = b
         .body(body.to_string())
         .map_err(|e| (false, format!("building email: {e}")))?;
+    for (k, v) in headers {
+        let name = HeaderName::new_from_ascii(k.clone())
+            .map_err(|e| (false, format!("header {k:?}: {e}")))?;
+        msg.headers_mut()
+            .insert_raw(HeaderValue::new(name, v.clone()));
+    }
     let builder = match target.tls {
         SmtpTls::Plain => {
             AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(target.host.as_str())

@@ -69,7 +69,9 @@ pub async fn deliver(
     timeout: Duration,
 ) -> Result<(), (bool, String)> {
     let objs = store.objects();
+    // Transport failures are retried; configuration problems are not.
     let mut errors = Vec::new();
+    let mut config_errors = Vec::new();
     let mut inbox = Vec::new();
     for a in alerts {
         let receivers = resolve_receivers(&objs, a);
@@ -79,7 +81,7 @@ pub async fn deliver(
         for way in split(a.annotations.get("notifyWay")) {
             let (ch_name, tpl_name) = way.split_once(':').unwrap_or((way.as_str(), ""));
             let Some(ch) = objs.channels.get(ch_name) else {
-                errors.push(format!("channel {ch_name:?} not found"));
+                config_errors.push(format!("channel {ch_name:?} not found"));
                 continue;
             };
             let tpl = objs.templates.get(tpl_name);
@@ -90,7 +92,7 @@ pub async fn deliver(
             ) {
                 Ok(x) => x,
                 Err(e) => {
-                    errors.push(format!("template {tpl_name:?}: {e}"));
+                    config_errors.push(format!("template {tpl_name:?}: {e}"));
                     continue;
                 }
             };
@@ -123,7 +125,8 @@ pub async fn deliver(
                     .await
                     {
                         Ok(()) => delivered.push((r, addr.clone())),
-                        Err((_, e)) => errors.push(e),
+                        Err((true, e)) => errors.push(e),
+                        Err((false, e)) => config_errors.push(e),
                     }
                 }
             } else if let Some(wh) = &ch.webhook {
@@ -151,7 +154,8 @@ pub async fn deliver(
                     .await
                     {
                         Ok(()) => delivered.extend(rs.into_iter().map(|r| (r, url.clone()))),
-                        Err((_, e)) => errors.push(e),
+                        Err((true, e)) => errors.push(e),
+                        Err((false, e)) => config_errors.push(e),
                     }
                 }
             }
@@ -179,9 +183,12 @@ pub async fn deliver(
             .add_messages(inbox)
             .map_err(|e| (true, format!("recording inbox: {e}")))?;
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err((true, errors.join("; ")))
+    match (errors.is_empty(), config_errors.is_empty()) {
+        (true, true) => Ok(()),
+        (false, _) => {
+            errors.extend(config_errors);
+            Err((true, errors.join("; ")))
+        }
+        (true, false) => Err((false, config_errors.join("; "))),
     }
 }

@@ -13,7 +13,7 @@ use tidewatch_common::{Label, Labels};
 use crate::model::{Alert, labels_to_map};
 use crate::rules::file::{GroupDef, opt_duration};
 use crate::rules::querier::Querier;
-use crate::template::expand_go;
+use crate::template::GoTemplates;
 
 /// Prometheus keeps resolved alerts this long for resending.
 const RESOLVED_RETENTION_MS: i64 = 15 * 60 * 1000;
@@ -120,6 +120,8 @@ pub struct Group {
     pub rules: Vec<Rule>,
     /// Per alerting rule (by index): label-set hash → instance.
     pub active: Vec<HashMap<u64, ActiveAlert>>,
+    /// The compiled label and annotation templates.
+    templates: std::sync::Arc<GoTemplates>,
 }
 
 /// What one evaluation produced.
@@ -164,7 +166,24 @@ impl Group {
             }
         }
         let n = rules.len();
+        let mut templates = GoTemplates::default();
+        for r in &rules {
+            if let Rule::Alerting {
+                labels,
+                annotations,
+                name,
+                ..
+            } = r
+            {
+                for v in labels.values().chain(annotations.values()) {
+                    templates
+                        .add(v)
+                        .map_err(|e| format!("rule {name:?}: {e}"))?;
+                }
+            }
+        }
         Ok(Group {
+            templates: std::sync::Arc::new(templates),
             name: def.name.clone(),
             source: source.to_string(),
             interval,
@@ -190,7 +209,7 @@ impl Group {
     ) -> EvalOutput {
         let mut out = EvalOutput::default();
         for i in 0..self.rules.len() {
-            let rule = self.rules[i].clone();
+            let rule = &self.rules[i];
             let res = match q
                 .query(
                     match &rule {
@@ -243,6 +262,7 @@ impl Group {
                 } => {
                     let r = eval_alerting(
                         &mut self.active[i],
+                        &self.templates,
                         AlertingRule {
                             name,
                             for_ms: *for_ms,
@@ -309,6 +329,7 @@ struct AlertingRule<'a> {
 
 fn eval_alerting(
     active: &mut HashMap<u64, ActiveAlert>,
+    templates: &GoTemplates,
     rule: AlertingRule<'_>,
     res: Vec<crate::rules::querier::Sample>,
     ts: i64,
@@ -321,14 +342,16 @@ fn eval_alerting(
         let tmpl_labels = labels_to_map(&base);
         let mut l = base;
         for (k, v) in rule.labels {
-            let v = expand_go(v, &tmpl_labels, s.value, external)
+            let v = templates
+                .render(v, &tmpl_labels, s.value, external)
                 .map_err(|e| format!("rule {:?}: label {k}: {e}", rule.name))?;
             l.set(k, &v);
         }
         l.set("alertname", rule.name);
         let mut ann = BTreeMap::new();
         for (k, v) in rule.annotations {
-            let v = expand_go(v, &tmpl_labels, s.value, external)
+            let v = templates
+                .render(v, &tmpl_labels, s.value, external)
                 .map_err(|e| format!("rule {:?}: annotation {k}: {e}", rule.name))?;
             ann.insert(k.clone(), v);
         }

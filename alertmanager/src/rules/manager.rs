@@ -47,10 +47,13 @@ pub struct GroupStatus {
     pub alerts: Vec<serde_json::Value>,
 }
 
+/// Last evaluation time and errors of a group.
+type StatusCell = Arc<Mutex<(Option<String>, Vec<String>)>>;
+
 struct Running {
     group: Arc<tokio::sync::Mutex<Group>>,
     stop: CancellationToken,
-    status: Arc<Mutex<(Option<String>, Vec<String>)>>,
+    status: StatusCell,
 }
 
 /// The rule manager.
@@ -188,7 +191,7 @@ impl RuleManager {
         self: Arc<Self>,
         group: Arc<tokio::sync::Mutex<Group>>,
         stop: CancellationToken,
-        status: Arc<Mutex<(Option<String>, Vec<String>)>>,
+        status: StatusCell,
     ) {
         let (interval, key) = {
             let g = group.lock().await;
@@ -272,10 +275,7 @@ impl RuleManager {
 
     /// Status of every group.
     pub async fn status(&self) -> Vec<GroupStatus> {
-        let running: Vec<(
-            Arc<tokio::sync::Mutex<Group>>,
-            Arc<Mutex<(Option<String>, Vec<String>)>>,
-        )> = self
+        let running: Vec<(Arc<tokio::sync::Mutex<Group>>, StatusCell)> = self
             .running
             .lock()
             .values()
@@ -334,4 +334,86 @@ pub fn encode(series: &[(Labels, f64)], ts: i64, external: &BTreeMap<String, Str
         metadata: Vec::new(),
     };
     tidewatch_common::remote_write::encode_write_request(&req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::file::GroupDef;
+    use crate::rules::querier::{QueryFuture, Sample};
+
+    struct One;
+    impl Querier for One {
+        fn query<'a>(&'a self, _e: &'a str, _t: i64) -> QueryFuture<'a> {
+            Box::pin(async {
+                Ok(vec![Sample {
+                    labels: Labels::from_pairs([("instance", "a")]),
+                    value: 1.0,
+                }])
+            })
+        }
+    }
+
+    fn group() -> Group {
+        let def: GroupDef = serde_yaml::from_str(
+            "name: g\ninterval: 50ms\nrules:\n- alert: Slow\n  expr: x\n  for: 10m\n",
+        )
+        .unwrap();
+        Group::compile(&def, "file:t", Duration::from_secs(60)).unwrap()
+    }
+
+    async fn active_at(m: &RuleManager) -> Option<(String, f64)> {
+        for _ in 0..200 {
+            let st = m.status().await;
+            if let Some(g) = st.first()
+                && g.last_evaluation.is_some()
+                && let Some(a) = g.alerts.first()
+            {
+                return Some((
+                    a["state"].as_str().unwrap().to_string(),
+                    a["value"].as_f64().unwrap(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        None
+    }
+
+    #[tokio::test]
+    async fn for_progress_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink: AlertSink = Arc::new(|_| {});
+        let make = |stop: CancellationToken| {
+            RuleManager::new(
+                Arc::new(One),
+                sink.clone(),
+                None,
+                BTreeMap::new(),
+                "http://x".into(),
+                dir.path().to_path_buf(),
+                Metrics::default(),
+                stop,
+            )
+            .unwrap()
+        };
+        let stop = CancellationToken::new();
+        let m = make(stop.clone());
+        m.set_groups("file:", vec![group()]);
+        assert_eq!(active_at(&m).await.unwrap().0, "pending");
+        let key = group().key();
+        let first: GroupState = read_json(&m.state_path(&key)).unwrap().unwrap();
+        let since = first.rules[0].1[0].active_at;
+        stop.cancel();
+        tokio::time::sleep(Duration::from_millis(120)).await;
+
+        let stop = CancellationToken::new();
+        let m = make(stop.clone());
+        m.set_groups("file:", vec![group()]);
+        assert_eq!(active_at(&m).await.unwrap().0, "pending");
+        // Give it a few evaluations: the pending alert keeps its start.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let after: GroupState = read_json(&m.state_path(&key)).unwrap().unwrap();
+        assert_eq!(after.rules[0].1[0].active_at, since);
+        stop.cancel();
+    }
 }
