@@ -1,0 +1,239 @@
+//! The metrics half of the collector: sources (node, …), the collection
+//! loop, the latest snapshot served on `/collector/metrics`, and shipping
+//! through durable queues with remote-write.
+
+pub mod encode;
+pub mod node;
+pub mod sample;
+pub mod ship;
+mod statvfs;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use parking_lot::{Mutex, RwLock};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Config, Defaults};
+use node::NodeSource;
+use sample::{Emitter, Sample};
+use ship::{Endpoint, RemoteWriteConfig, ShipMetrics};
+
+/// Collection self-metrics.
+#[derive(Clone, Default)]
+struct CycleMetrics {
+    cycles: Counter,
+    samples: Gauge,
+    duration_ms: Gauge,
+    push_failures: Counter,
+}
+
+/// Every source, owned by the collection loop.
+struct Sources {
+    node: Option<NodeSource>,
+}
+
+impl Sources {
+    fn collect(&mut self, out: &mut Vec<Sample>, ts: i64) {
+        let mut e = Emitter::new(out, ts);
+        if let Some(n) = &mut self.node {
+            n.collect(&mut e);
+        }
+    }
+}
+
+/// The running metrics pipeline.
+pub struct MetricsRuntime {
+    latest: Arc<RwLock<Arc<Vec<Sample>>>>,
+    endpoints: Vec<Arc<Endpoint>>,
+    stop: CancellationToken,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64
+}
+
+impl MetricsRuntime {
+    /// Opens the queues and starts collection and the senders.
+    pub async fn start(
+        cfg: &Config,
+        defaults: &Defaults,
+        data_dir: &Path,
+        registry: &mut Registry,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<MetricsRuntime> {
+        let stop = shutdown.child_token();
+        let node_name = if cfg.node_name.is_empty() {
+            hostname::get()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "localhost".into())
+        } else {
+            cfg.node_name.clone()
+        };
+        let mut extra = cfg.external_labels.clone();
+        extra
+            .entry("cluster_id".into())
+            .or_insert(cfg.cluster_id.clone());
+        extra.entry("instance".into()).or_insert(node_name.clone());
+        extra
+            .entry("job".into())
+            .or_insert("tidewatch-collector".into());
+        let extra: Vec<(String, String)> = extra.into_iter().collect();
+
+        let ship_metrics = ShipMetrics::register(registry);
+        let cm = CycleMetrics::default();
+        registry.register("cycles", "Metric collection cycles run", cm.cycles.clone());
+        registry.register(
+            "cycle_samples",
+            "Samples collected in the last cycle",
+            cm.samples.clone(),
+        );
+        registry.register(
+            "cycle_duration_milliseconds",
+            "Duration of the last collection cycle",
+            cm.duration_ms.clone(),
+        );
+        registry.register(
+            "queue_push_failures",
+            "Cycles that could not be written to a queue",
+            cm.push_failures.clone(),
+        );
+
+        let mut rw = cfg.remote_write.clone();
+        if rw.is_empty() {
+            rw.push(RemoteWriteConfig {
+                url: format!(
+                    "{}/api/v1/write",
+                    defaults.aggregator_url.trim_end_matches('/')
+                ),
+                name: "aggregator".into(),
+                ..RemoteWriteConfig::default()
+            });
+        }
+        let qdir = data_dir.join("remote_write");
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()?;
+        let mut endpoints = Vec::new();
+        let mut tasks = Vec::new();
+        for (i, mut c) in rw.into_iter().enumerate() {
+            if c.name.is_empty() {
+                c.name = format!("rw{i}");
+            }
+            let ep = Endpoint::open(&qdir, c, &cfg.queue, ship_metrics.clone())?;
+            tasks.push(tokio::spawn(ep.clone().run(client.clone(), stop.clone())));
+            endpoints.push(ep);
+        }
+
+        let sources = Sources {
+            node: if cfg.node.enabled {
+                Some(NodeSource::new(&cfg.node)?)
+            } else {
+                None
+            },
+        };
+        let latest = Arc::new(RwLock::new(Arc::new(Vec::new())));
+        tasks.push(tokio::spawn(collect_loop(
+            sources,
+            cfg.interval,
+            extra,
+            endpoints.clone(),
+            latest.clone(),
+            cm,
+            stop.clone(),
+        )));
+        Ok(MetricsRuntime {
+            latest,
+            endpoints,
+            stop,
+            tasks: Mutex::new(tasks),
+        })
+    }
+
+    /// `GET /collector/metrics`: the latest cycle in Prometheus text format.
+    pub fn router(&self) -> Router {
+        let latest = self.latest.clone();
+        Router::new().route(
+            "/collector/metrics",
+            get(move || {
+                let snap = latest.read().clone();
+                async move {
+                    (
+                        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                        sample::render_text(&snap),
+                    )
+                }
+            }),
+        )
+    }
+
+    /// Records still queued, summed over endpoints.
+    pub fn pending(&self) -> u64 {
+        self.endpoints.iter().map(|e| e.pending()).sum()
+    }
+
+    /// Stops collection and senders; queued data stays on disk and is sent
+    /// after the next start.
+    pub async fn close(&self) {
+        self.stop.cancel();
+        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock());
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// One cycle every `interval`: collect, enqueue to every endpoint, publish
+/// the snapshot.
+async fn collect_loop(
+    sources: Sources,
+    interval: Duration,
+    extra: Vec<(String, String)>,
+    endpoints: Vec<Arc<Endpoint>>,
+    latest: Arc<RwLock<Arc<Vec<Sample>>>>,
+    cm: CycleMetrics,
+    stop: CancellationToken,
+) {
+    let sources = Arc::new(Mutex::new(sources));
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut capacity = 1024;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let started = Instant::now();
+        let src = sources.clone();
+        let batch = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::with_capacity(capacity);
+            src.lock().collect(&mut out, now_ms());
+            out
+        })
+        .await
+        .unwrap_or_default();
+        capacity = batch.len() + 64;
+        for ep in &endpoints {
+            let records = encode::encode_records(&batch, &extra, ep.series_per_record());
+            if let Err(e) = ep.push(&records).await {
+                cm.push_failures.inc();
+                tracing::error!(error = %e, "writing the metrics queue failed");
+            }
+        }
+        cm.cycles.inc();
+        cm.samples.set(batch.len() as i64);
+        cm.duration_ms.set(started.elapsed().as_millis() as i64);
+        *latest.write() = Arc::new(batch);
+    }
+}
