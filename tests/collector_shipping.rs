@@ -143,6 +143,16 @@ fn receiver_outage_and_collector_kill9_lose_nothing() {
             w[0]
         );
     }
+    // The TKEStack node catalogue arrives with no setup: this machine is
+    // node <hostname> of cluster `local`.
+    let (_, body) = blocking_get(&format!(
+        "http://127.0.0.1:{port}/api/v1/query?query=k8s_node_cpu_usage%7Bcluster_id%3D%22local%22%7D"
+    ));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(v["data"]["result"][0]["metric"]["node"], host.trim(), "{body}");
+    let usage = v["data"]["result"][0]["value"][1].as_str().unwrap().parse::<f64>().unwrap();
+    assert!((0.0..=100.0).contains(&usage), "{usage}");
     assert!(
         during(restarted_at, up_at) >= 3,
         "cycles after the restart arrived"

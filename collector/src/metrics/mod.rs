@@ -7,6 +7,7 @@ pub mod node;
 pub mod sample;
 pub mod ship;
 mod statvfs;
+pub mod tke;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -38,6 +39,7 @@ struct CycleMetrics {
 /// Every source, owned by the collection loop.
 struct Sources {
     node: Option<NodeSource>,
+    tke: tke::TkeDeriver,
 }
 
 impl Sources {
@@ -46,6 +48,9 @@ impl Sources {
         if let Some(n) = &mut self.node {
             n.collect(&mut e);
         }
+        let mut derived = Vec::new();
+        self.tke.derive(out, &mut Emitter::new(&mut derived, ts));
+        out.append(&mut derived);
     }
 }
 
@@ -142,6 +147,7 @@ impl MetricsRuntime {
             } else {
                 None
             },
+            tke: tke::TkeDeriver::new(&node_name, &cfg.cluster_id, true),
         };
         let latest = Arc::new(RwLock::new(Arc::new(Vec::new())));
         tasks.push(tokio::spawn(collect_loop(
