@@ -8,6 +8,7 @@ use tidewatch_common::config::{FieldError, Validate, join};
 use tidewatch_common::duration::serde_duration;
 
 use crate::metrics::node::NodeConfig;
+use crate::metrics::scrape::ScrapeConfig;
 use crate::metrics::ship::{QueueConfig, RemoteWriteConfig};
 
 /// Collector settings.
@@ -30,6 +31,8 @@ pub struct Config {
     pub remote_write: Vec<RemoteWriteConfig>,
     /// Disk queue bound per endpoint.
     pub queue: QueueConfig,
+    /// Prometheus-compatible scrape jobs.
+    pub scrape_configs: Vec<ScrapeConfig>,
 }
 
 impl Default for Config {
@@ -42,6 +45,7 @@ impl Default for Config {
             node: NodeConfig::default(),
             remote_write: Vec::new(),
             queue: QueueConfig::default(),
+            scrape_configs: Vec::new(),
         }
     }
 }
@@ -79,5 +83,17 @@ impl Validate for Config {
             );
         }
         self.queue.validate(&join(path, "queue"), errors);
+        let mut jobs = std::collections::HashSet::new();
+        for (i, sc) in self.scrape_configs.iter().enumerate() {
+            let p = join(&join(path, "scrape_configs"), &format!("[{i}]"));
+            sc.validate(&p, errors);
+            if !jobs.insert(&sc.job_name) {
+                errors.push(FieldError {
+                    path: join(&p, "job_name"),
+                    message: format!("duplicate job name {:?}", sc.job_name),
+                    line: None,
+                });
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@
 pub mod encode;
 pub mod node;
 pub mod sample;
+pub mod scrape;
 pub mod ship;
 mod statvfs;
 pub mod tke;
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{Config, Defaults};
 use node::NodeSource;
 use sample::{Emitter, Sample};
+use scrape::ScrapeManager;
 use ship::{Endpoint, RemoteWriteConfig, ShipMetrics};
 
 /// Collection self-metrics.
@@ -57,6 +59,8 @@ impl Sources {
 /// The running metrics pipeline.
 pub struct MetricsRuntime {
     latest: Arc<RwLock<Arc<Vec<Sample>>>>,
+    targets: Arc<RwLock<std::collections::BTreeMap<String, scrape::TargetHealth>>>,
+    scrapes: Arc<tokio::sync::Mutex<ScrapeManager>>,
     endpoints: Vec<Arc<Endpoint>>,
     stop: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -150,6 +154,19 @@ impl MetricsRuntime {
             tke: tke::TkeDeriver::new(&node_name, &cfg.cluster_id, true),
         };
         let latest = Arc::new(RwLock::new(Arc::new(Vec::new())));
+
+        // Scraping: loops send their batches to one forwarder that enqueues
+        // them for every endpoint.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Sample>>(64);
+        let mut scrapes = ScrapeManager::new(&cfg.scrape_configs, tx, stop.child_token())?;
+        scrapes.start_static();
+        let targets = scrapes.health();
+        tasks.push(tokio::spawn(forward(
+            rx,
+            extra.clone(),
+            endpoints.clone(),
+            stop.clone(),
+        )));
         tasks.push(tokio::spawn(collect_loop(
             sources,
             cfg.interval,
@@ -161,6 +178,8 @@ impl MetricsRuntime {
         )));
         Ok(MetricsRuntime {
             latest,
+            targets,
+            scrapes: Arc::new(tokio::sync::Mutex::new(scrapes)),
             endpoints,
             stop,
             tasks: Mutex::new(tasks),
@@ -170,18 +189,27 @@ impl MetricsRuntime {
     /// `GET /collector/metrics`: the latest cycle in Prometheus text format.
     pub fn router(&self) -> Router {
         let latest = self.latest.clone();
-        Router::new().route(
-            "/collector/metrics",
-            get(move || {
-                let snap = latest.read().clone();
-                async move {
-                    (
-                        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-                        sample::render_text(&snap),
-                    )
-                }
-            }),
-        )
+        let targets = self.targets.clone();
+        Router::new()
+            .route(
+                "/collector/targets",
+                get(move || {
+                    let t: Vec<scrape::TargetHealth> = targets.read().values().cloned().collect();
+                    async move { axum::Json(t) }
+                }),
+            )
+            .route(
+                "/collector/metrics",
+                get(move || {
+                    let snap = latest.read().clone();
+                    async move {
+                        (
+                            [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                            sample::render_text(&snap),
+                        )
+                    }
+                }),
+            )
     }
 
     /// Records still queued, summed over endpoints.
@@ -193,6 +221,7 @@ impl MetricsRuntime {
     /// after the next start.
     pub async fn close(&self) {
         self.stop.cancel();
+        self.scrapes.lock().await.shutdown().await;
         let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock());
         for t in tasks {
             let _ = t.await;
@@ -241,5 +270,26 @@ async fn collect_loop(
         cm.samples.set(batch.len() as i64);
         cm.duration_ms.set(started.elapsed().as_millis() as i64);
         *latest.write() = Arc::new(batch);
+    }
+}
+
+/// Enqueues scraped batches for every endpoint.
+async fn forward(
+    mut rx: tokio::sync::mpsc::Receiver<Vec<Sample>>,
+    extra: Vec<(String, String)>,
+    endpoints: Vec<Arc<Endpoint>>,
+    stop: CancellationToken,
+) {
+    loop {
+        let batch = tokio::select! {
+            b = rx.recv() => match b { Some(b) => b, None => return },
+            _ = stop.cancelled() => return,
+        };
+        for ep in &endpoints {
+            let records = encode::encode_records(&batch, &extra, ep.series_per_record());
+            if let Err(e) = ep.push(&records).await {
+                tracing::error!(error = %e, "writing scraped samples to the queue failed");
+            }
+        }
     }
 }
