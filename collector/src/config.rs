@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use tidewatch_common::config::{FieldError, Validate, join};
 use tidewatch_common::duration::serde_duration;
 
+use crate::metrics::cgroup::CgroupConfig;
 use crate::metrics::node::NodeConfig;
 use crate::metrics::scrape::ScrapeConfig;
 use crate::metrics::ship::{QueueConfig, RemoteWriteConfig};
@@ -27,6 +28,8 @@ pub struct Config {
     pub external_labels: BTreeMap<String, String>,
     /// Node metrics from /proc and /sys.
     pub node: NodeConfig,
+    /// Container metrics from cgroups.
+    pub cgroup: CgroupConfig,
     /// Remote-write endpoints; empty means the aggregator (`/api/v1/write`).
     pub remote_write: Vec<RemoteWriteConfig>,
     /// Disk queue bound per endpoint.
@@ -43,6 +46,7 @@ impl Default for Config {
             node_name: String::new(),
             external_labels: BTreeMap::new(),
             node: NodeConfig::default(),
+            cgroup: CgroupConfig::default(),
             remote_write: Vec::new(),
             queue: QueueConfig::default(),
             scrape_configs: Vec::new(),

@@ -2,8 +2,10 @@
 //! loop, the latest snapshot served on `/collector/metrics`, and shipping
 //! through durable queues with remote-write.
 
+pub mod cgroup;
 pub mod encode;
 pub mod node;
+pub mod pods;
 pub mod sample;
 pub mod scrape;
 pub mod ship;
@@ -41,6 +43,7 @@ struct CycleMetrics {
 /// Every source, owned by the collection loop.
 struct Sources {
     node: Option<NodeSource>,
+    cgroup: Option<cgroup::CgroupSource>,
     tke: tke::TkeDeriver,
 }
 
@@ -49,6 +52,9 @@ impl Sources {
         let mut e = Emitter::new(out, ts);
         if let Some(n) = &mut self.node {
             n.collect(&mut e);
+        }
+        if let Some(c) = &mut self.cgroup {
+            c.collect(&mut e);
         }
         let mut derived = Vec::new();
         self.tke.derive(out, &mut Emitter::new(&mut derived, ts));
@@ -145,12 +151,16 @@ impl MetricsRuntime {
             endpoints.push(ep);
         }
 
+        let pods = pods::PodIndex::default();
         let sources = Sources {
             node: if cfg.node.enabled {
                 Some(NodeSource::new(&cfg.node)?)
             } else {
                 None
             },
+            cgroup: cfg.cgroup.enabled.then(|| {
+                cgroup::CgroupSource::new(&cfg.cgroup, cfg.node.proc_path.clone(), pods.clone())
+            }),
             tke: tke::TkeDeriver::new(&node_name, &cfg.cluster_id, true),
         };
         let latest = Arc::new(RwLock::new(Arc::new(Vec::new())));
