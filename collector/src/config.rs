@@ -8,6 +8,7 @@ use tidewatch_common::config::{FieldError, Validate, join};
 use tidewatch_common::duration::serde_duration;
 
 use crate::metrics::cgroup::CgroupConfig;
+use crate::metrics::kube::KubeConfig;
 use crate::metrics::node::NodeConfig;
 use crate::metrics::scrape::ScrapeConfig;
 use crate::metrics::ship::{QueueConfig, RemoteWriteConfig};
@@ -36,6 +37,8 @@ pub struct Config {
     pub queue: QueueConfig,
     /// Prometheus-compatible scrape jobs.
     pub scrape_configs: Vec<ScrapeConfig>,
+    /// Kubernetes objects (list + watch).
+    pub kubernetes: KubeConfig,
 }
 
 impl Default for Config {
@@ -50,6 +53,7 @@ impl Default for Config {
             remote_write: Vec::new(),
             queue: QueueConfig::default(),
             scrape_configs: Vec::new(),
+            kubernetes: KubeConfig::default(),
         }
     }
 }
@@ -87,6 +91,7 @@ impl Validate for Config {
             );
         }
         self.queue.validate(&join(path, "queue"), errors);
+        self.kubernetes.validate(&join(path, "kubernetes"), errors);
         let mut jobs = std::collections::HashSet::new();
         for (i, sc) in self.scrape_configs.iter().enumerate() {
             let p = join(&join(path, "scrape_configs"), &format!("[{i}]"));

@@ -4,7 +4,9 @@
 
 pub mod cgroup;
 pub mod encode;
+pub mod kube;
 pub mod node;
+pub mod podcat;
 pub mod pods;
 pub mod sample;
 pub mod scrape;
@@ -42,6 +44,10 @@ struct CycleMetrics {
 
 /// Every source, owned by the collection loop.
 struct Sources {
+    kube: Option<(Arc<kube::KubeWatch>, kube::Mode)>,
+    pods: pods::PodIndex,
+    podcat: podcat::PodCatalogue,
+    cluster_id: String,
     node: Option<NodeSource>,
     cgroup: Option<cgroup::CgroupSource>,
     tke: tke::TkeDeriver,
@@ -50,6 +56,12 @@ struct Sources {
 impl Sources {
     fn collect(&mut self, out: &mut Vec<Sample>, ts: i64) {
         let mut e = Emitter::new(out, ts);
+        let owners = self.kube.as_ref().map(|(view, _)| {
+            let owners = kube::state::Owners::new(view.as_ref());
+            self.pods
+                .replace_all(kube::state::pod_index(view.as_ref(), &owners));
+            owners
+        });
         if let Some(n) = &mut self.node {
             n.collect(&mut e);
         }
@@ -57,7 +69,16 @@ impl Sources {
             c.collect(&mut e);
         }
         let mut derived = Vec::new();
-        self.tke.derive(out, &mut Emitter::new(&mut derived, ts));
+        {
+            let mut d = Emitter::new(&mut derived, ts);
+            self.tke.derive(out, &mut d);
+            if self.kube.is_some() {
+                self.podcat.derive(out, &self.pods, &mut d);
+            }
+            if let (Some((view, kube::Mode::Cluster)), Some(owners)) = (&self.kube, &owners) {
+                kube::state::emit_cluster(view.as_ref(), owners, &self.cluster_id, &mut d);
+            }
+        }
         out.append(&mut derived);
     }
 }
@@ -152,7 +173,17 @@ impl MetricsRuntime {
         }
 
         let pods = pods::PodIndex::default();
+        let kube = if cfg.kubernetes.enabled {
+            let w = kube::KubeWatch::start(&cfg.kubernetes, &node_name, stop.clone()).await?;
+            Some((Arc::new(w), cfg.kubernetes.mode))
+        } else {
+            None
+        };
         let sources = Sources {
+            kube,
+            pods: pods.clone(),
+            podcat: podcat::PodCatalogue::new(&node_name, &cfg.cluster_id),
+            cluster_id: cfg.cluster_id.clone(),
             node: if cfg.node.enabled {
                 Some(NodeSource::new(&cfg.node)?)
             } else {
@@ -161,7 +192,7 @@ impl MetricsRuntime {
             cgroup: cfg.cgroup.enabled.then(|| {
                 cgroup::CgroupSource::new(&cfg.cgroup, cfg.node.proc_path.clone(), pods.clone())
             }),
-            tke: tke::TkeDeriver::new(&node_name, &cfg.cluster_id, true),
+            tke: tke::TkeDeriver::new(&node_name, &cfg.cluster_id, !cfg.kubernetes.enabled),
         };
         let latest = Arc::new(RwLock::new(Arc::new(Vec::new())));
 

@@ -41,6 +41,10 @@ pub struct PodMeta {
     pub workload_name: String,
     /// Containers.
     pub containers: Vec<ContainerMeta>,
+    /// `Pending`, `Running`, `Succeeded`, `Failed` or `Unknown`.
+    pub phase: String,
+    /// Ready condition.
+    pub ready: bool,
 }
 
 /// Pod UID → metadata, shared between the watcher and the sources.

@@ -140,21 +140,23 @@ impl TkeDeriver {
         let fs_used = pct(g.fs_size - g.fs_avail, g.fs_size);
         e.emit("k8s_node_filesystem_usage", &nl, fs_used);
         e.emit("k8s_node_disk_space_rate", &nl, fs_used);
-        e.emit("k8s_node_status_ready", &nl, 1.0);
-        e.emit("k8s_node_status_ready_with_node_role", &nl, 1.0);
-        e.emit("k8s_node_not_ready", &nl, 0.0);
-        e.emit("k8s_node_pod_num", &nl, 0.0);
-        e.emit("k8s_node_pod_restart_total", &nl, 0.0);
-        e.emit("k8s_node_info", &nl, 1.0);
-        if g.boot_time > 0.0 {
-            e.emit("k8s_node_age", &nl, now_s - g.boot_time);
-        }
-        for (resource, v) in [("cpu", g.cpus), ("memory", g.mem_total)] {
-            let l = [nl[0], nl[1], nl[2], ("resource", resource)];
-            e.emit("k8s_node_status_capacity", &l, v);
-            e.emit("k8s_node_status_allocatable", &l, v);
-            e.emit("k8s_node_resource_request", &l, 0.0);
-            e.emit("k8s_node_resource_limit", &l, 0.0);
+        if self.report_cluster {
+            e.emit("k8s_node_status_ready", &nl, 1.0);
+            e.emit("k8s_node_status_ready_with_node_role", &nl, 1.0);
+            e.emit("k8s_node_not_ready", &nl, 0.0);
+            e.emit("k8s_node_pod_num", &nl, 0.0);
+            e.emit("k8s_node_pod_restart_total", &nl, 0.0);
+            e.emit("k8s_node_info", &nl, 1.0);
+            if g.boot_time > 0.0 {
+                e.emit("k8s_node_age", &nl, now_s - g.boot_time);
+            }
+            for (resource, v) in [("cpu", g.cpus), ("memory", g.mem_total)] {
+                let l = [nl[0], nl[1], nl[2], ("resource", resource)];
+                e.emit("k8s_node_status_capacity", &l, v);
+                e.emit("k8s_node_status_allocatable", &l, v);
+                e.emit("k8s_node_resource_request", &l, 0.0);
+                e.emit("k8s_node_resource_limit", &l, 0.0);
+            }
         }
 
         // Rates between this cycle and the previous one.
