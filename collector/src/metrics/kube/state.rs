@@ -151,6 +151,11 @@ pub fn pod_index(view: &dyn ClusterView, owners: &Owners) -> HashMap<String, Pod
     out
 }
 
+/// (kind, namespace, name) of a workload.
+type WorkloadKey = (String, String, String);
+/// (cpu request, memory request, cpu limit, memory limit).
+type Resources = (f64, f64, f64, f64);
+
 fn phase(p: &Pod) -> &str {
     p.status
         .as_ref()
@@ -618,7 +623,7 @@ pub fn emit_cluster(
 
     // TKEStack workload and cluster inventory.
     let mut restarts: HashMap<(String, String, String), f64> = HashMap::new();
-    let mut requests: HashMap<(String, String, String), (f64, f64, f64, f64)> = HashMap::new();
+    let mut requests: HashMap<WorkloadKey, Resources> = HashMap::new();
     let (mut cpu_req, mut mem_req) = (0.0, 0.0);
     for p in &pods {
         let (wk, wn) = owners.workload(p);
