@@ -146,10 +146,50 @@ async fn cluster_mode_against_the_test_api_server() {
         ),
     );
 
+    // A pod exposing metrics, annotated for scraping (its IP is loopback so
+    // the stub below is reachable).
+    let stub = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stub_port = stub.local_addr().unwrap().port();
+    let app = axum::Router::new().route(
+        "/custom",
+        axum::routing::get(|| async { "app_requests_total 7\n" }),
+    );
+    tokio::spawn(async move { axum::serve(stub, app).await.unwrap() });
+    let mut annotated = objects::pod(
+        "shop",
+        "api-1",
+        "uid-api-1",
+        "node-a",
+        json!([]),
+        "Running",
+        "api",
+        "",
+        0,
+    );
+    annotated["metadata"]["annotations"] = json!({"prometheus.io/scrape": "true", "prometheus.io/port": stub_port.to_string(), "prometheus.io/path": "/custom"});
+    annotated["metadata"]["labels"] = json!({"app": "api"});
+    annotated["status"]["podIP"] = json!("127.0.0.1");
+    api.apply("api/v1/pods", annotated);
+    // Not annotated: discovered but dropped by the default relabelling.
+    api.apply(
+        "api/v1/pods",
+        objects::pod(
+            "shop",
+            "quiet",
+            "uid-quiet",
+            "node-a",
+            json!([]),
+            "Running",
+            "q",
+            "",
+            0,
+        ),
+    );
+
     let dir = tempfile::tempdir().unwrap();
     cgroup_fixture(&dir.path().join("cgroup"));
     let cfg: Config = serde_yaml::from_str(&format!(
-        "interval: 200ms\nnode_name: node-a\ncluster_id: c-test\nnode:\n  enabled: false\ncgroup:\n  root: {}\nkubernetes:\n  enabled: true\n  api_url: {}\n  mode: cluster\nremote_write:\n- url: http://127.0.0.1:9/api/v1/write\n",
+        "interval: 200ms\nnode_name: node-a\ncluster_id: c-test\nnode:\n  enabled: false\ncgroup:\n  root: {}\nkubernetes:\n  enabled: true\n  api_url: {}\n  mode: cluster\nremote_write:\n- url: http://127.0.0.1:9/api/v1/write\nscrape_configs:\n- job_name: pods\n  scrape_interval: 200ms\n  scrape_timeout: 200ms\n  kubernetes_sd_configs:\n  - role: pod\n",
         dir.path().join("cgroup").display(),
         api.url
     ))
@@ -325,6 +365,36 @@ async fn cluster_mode_against_the_test_api_server() {
         find(&m, "k8s_pod_status_ready", &[("pod_name", "web-7d4b9-x2x")]),
         Some(1.0)
     );
+
+    // Annotation-driven pod discovery: only the annotated pod is scraped,
+    // on its annotated port and path, with namespace/pod/app labels.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let targets = loop {
+        let t: serde_json::Value = reqwest::get(format!("{url}/collector/targets"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if t.as_array().unwrap().iter().any(|t| t["health"] == "up") {
+            break t;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no healthy pod target: {t}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let targets = targets.as_array().unwrap();
+    assert_eq!(targets.len(), 1, "{targets:?}");
+    assert_eq!(
+        targets[0]["url"],
+        format!("http://127.0.0.1:{stub_port}/custom")
+    );
+    assert_eq!(targets[0]["labels"]["pod"], "api-1");
+    assert_eq!(targets[0]["labels"]["namespace"], "shop");
+    assert_eq!(targets[0]["labels"]["app"], "api");
+    assert_eq!(targets[0]["labels"]["job"], "pods");
 
     // Watch: a new pod appears, one is deleted, a deployment scales.
     api.apply(

@@ -175,10 +175,19 @@ impl MetricsRuntime {
         let pods = pods::PodIndex::default();
         let kube = if cfg.kubernetes.enabled {
             let w = kube::KubeWatch::start(&cfg.kubernetes, &node_name, stop.clone()).await?;
+            // Owner resolution needs every kind listed; do not block start-up
+            // for long on an unreachable API server (the watchers keep trying).
+            if tokio::time::timeout(Duration::from_secs(20), w.ready())
+                .await
+                .is_err()
+            {
+                tracing::warn!("kubernetes: initial list not complete after 20s; continuing");
+            }
             Some((Arc::new(w), cfg.kubernetes.mode))
         } else {
             None
         };
+        let kube_view = kube.clone();
         let sources = Sources {
             kube,
             pods: pods.clone(),
@@ -208,6 +217,17 @@ impl MetricsRuntime {
             endpoints.clone(),
             stop.clone(),
         )));
+        let scrapes = Arc::new(tokio::sync::Mutex::new(scrapes));
+        if let Some((view, mode)) = &kube_view {
+            tasks.push(tokio::spawn(discover_loop(
+                view.clone(),
+                *mode,
+                node_name.clone(),
+                scrapes.clone(),
+                cfg.interval,
+                stop.clone(),
+            )));
+        }
         tasks.push(tokio::spawn(collect_loop(
             sources,
             cfg.interval,
@@ -220,7 +240,7 @@ impl MetricsRuntime {
         Ok(MetricsRuntime {
             latest,
             targets,
-            scrapes: Arc::new(tokio::sync::Mutex::new(scrapes)),
+            scrapes,
             endpoints,
             stop,
             tasks: Mutex::new(tasks),
@@ -331,6 +351,46 @@ async fn forward(
             if let Err(e) = ep.push(&records).await {
                 tracing::error!(error = %e, "writing scraped samples to the queue failed");
             }
+        }
+    }
+}
+
+/// Keeps Kubernetes scrape targets in sync with the watched pods and
+/// endpoints (each cycle; unchanged targets keep their loops).
+async fn discover_loop(
+    view: Arc<kube::KubeWatch>,
+    mode: kube::Mode,
+    node: String,
+    scrapes: Arc<tokio::sync::Mutex<ScrapeManager>>,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    let roles = scrapes.lock().await.kubernetes_roles();
+    if roles.is_empty() {
+        return;
+    }
+    let mut ticker = tokio::time::interval(interval);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let mut by_job: std::collections::BTreeMap<usize, Vec<tidewatch_common::labels::Labels>> =
+            Default::default();
+        for (job, role, namespaces) in &roles {
+            let targets = match role {
+                scrape::SdRole::Pod => kube::discovery::pod_targets(view.as_ref(), namespaces),
+                scrape::SdRole::Endpoints => kube::discovery::endpoint_targets(
+                    view.as_ref(),
+                    namespaces,
+                    (mode == kube::Mode::Node).then_some(node.as_str()),
+                ),
+            };
+            by_job.entry(*job).or_default().extend(targets);
+        }
+        let mut m = scrapes.lock().await;
+        for (job, targets) in by_job {
+            m.sync(job, targets);
         }
     }
 }

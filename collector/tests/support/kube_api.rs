@@ -20,7 +20,9 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 /// Resource collections served: (URL path, list kind, item kind, apiVersion).
-const RESOURCES: [(&str, &str, &str); 9] = [
+const RESOURCES: [(&str, &str, &str); 11] = [
+    ("api/v1/services", "Service", "v1"),
+    ("api/v1/endpoints", "Endpoints", "v1"),
     ("api/v1/pods", "Pod", "v1"),
     ("api/v1/nodes", "Node", "v1"),
     ("api/v1/namespaces", "Namespace", "v1"),

@@ -9,6 +9,7 @@
 //! per cluster, a dedicated Deployment: kube-state-metrics and the cluster,
 //! workload and namespace catalogue).
 
+pub mod discovery;
 pub mod quantity;
 pub mod state;
 
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -82,6 +83,10 @@ pub trait ClusterView: Send + Sync {
     fn jobs(&self) -> Vec<Arc<Job>>;
     /// CronJobs.
     fn cronjobs(&self) -> Vec<Arc<CronJob>>;
+    /// Services.
+    fn services(&self) -> Vec<Arc<Service>>;
+    /// Endpoints.
+    fn endpoints(&self) -> Vec<Arc<Endpoints>>;
 }
 
 /// Fixed objects (tests, and a cluster without some resources).
@@ -105,6 +110,10 @@ pub struct StaticView {
     pub jobs: Vec<Arc<Job>>,
     /// CronJobs.
     pub cronjobs: Vec<Arc<CronJob>>,
+    /// Services.
+    pub services: Vec<Arc<Service>>,
+    /// Endpoints.
+    pub endpoints: Vec<Arc<Endpoints>>,
 }
 
 impl ClusterView for StaticView {
@@ -135,6 +144,12 @@ impl ClusterView for StaticView {
     fn cronjobs(&self) -> Vec<Arc<CronJob>> {
         self.cronjobs.clone()
     }
+    fn services(&self) -> Vec<Arc<Service>> {
+        self.services.clone()
+    }
+    fn endpoints(&self) -> Vec<Arc<Endpoints>> {
+        self.endpoints.clone()
+    }
 }
 
 /// Reflector stores kept current by list + watch.
@@ -148,6 +163,8 @@ pub struct KubeWatch {
     daemonsets: Store<DaemonSet>,
     jobs: Store<Job>,
     cronjobs: Store<CronJob>,
+    services: Store<Service>,
+    endpoints: Store<Endpoints>,
 }
 
 /// Runs one reflector until `stop`; errors (including `410 Gone`) are
@@ -212,14 +229,27 @@ impl KubeWatch {
             statefulsets: reflect(Api::all(client.clone()), wc(), stop.clone()),
             daemonsets: reflect(Api::all(client.clone()), wc(), stop.clone()),
             jobs: reflect(Api::all(client.clone()), wc(), stop.clone()),
-            cronjobs: reflect(Api::all(client), wc(), stop),
+            cronjobs: reflect(Api::all(client.clone()), wc(), stop.clone()),
+            services: reflect(Api::all(client.clone()), wc(), stop.clone()),
+            endpoints: reflect(Api::all(client), wc(), stop),
         })
     }
 
-    /// Waits until pods and nodes were listed once.
+    /// Waits until every store was listed once.
     pub async fn ready(&self) {
-        let _ = self.pods.wait_until_ready().await;
-        let _ = self.nodes.wait_until_ready().await;
+        let _ = futures::join!(
+            self.pods.wait_until_ready(),
+            self.nodes.wait_until_ready(),
+            self.namespaces.wait_until_ready(),
+            self.deployments.wait_until_ready(),
+            self.replicasets.wait_until_ready(),
+            self.statefulsets.wait_until_ready(),
+            self.daemonsets.wait_until_ready(),
+            self.jobs.wait_until_ready(),
+            self.cronjobs.wait_until_ready(),
+            self.services.wait_until_ready(),
+            self.endpoints.wait_until_ready(),
+        );
     }
 }
 
@@ -250,5 +280,11 @@ impl ClusterView for KubeWatch {
     }
     fn cronjobs(&self) -> Vec<Arc<CronJob>> {
         self.cronjobs.state()
+    }
+    fn services(&self) -> Vec<Arc<Service>> {
+        self.services.state()
+    }
+    fn endpoints(&self) -> Vec<Arc<Endpoints>> {
+        self.endpoints.state()
     }
 }

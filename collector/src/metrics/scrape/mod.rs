@@ -182,9 +182,18 @@ impl ScrapeManager {
         let jobs = configs
             .iter()
             .map(|c| {
+                // Kubernetes jobs without rules get the annotation-driven defaults.
+                let rules = match c.kubernetes_sd_configs.first() {
+                    Some(sd) if c.relabel_configs.is_empty() => {
+                        crate::metrics::kube::discovery::default_relabel(
+                            sd.role == SdRole::Endpoints,
+                        )
+                    }
+                    _ => c.relabel_configs.clone(),
+                };
                 Ok(Arc::new(Job {
                     cfg: c.clone(),
-                    relabel: relabel::compile(&c.relabel_configs)?,
+                    relabel: relabel::compile(&rules)?,
                     metric_relabel: relabel::compile(&c.metric_relabel_configs)?,
                 }))
             })
