@@ -31,6 +31,8 @@ pub struct Config {
     pub node: NodeConfig,
     /// Container metrics from cgroups.
     pub cgroup: CgroupConfig,
+    /// GPU metrics through NVML when an NVIDIA driver is present.
+    pub gpu: bool,
     /// Remote-write endpoints; empty means the aggregator (`/api/v1/write`).
     pub remote_write: Vec<RemoteWriteConfig>,
     /// Disk queue bound per endpoint.
@@ -50,6 +52,7 @@ impl Default for Config {
             external_labels: BTreeMap::new(),
             node: NodeConfig::default(),
             cgroup: CgroupConfig::default(),
+            gpu: true,
             remote_write: Vec::new(),
             queue: QueueConfig::default(),
             scrape_configs: Vec::new(),

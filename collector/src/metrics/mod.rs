@@ -4,6 +4,7 @@
 
 pub mod cgroup;
 pub mod encode;
+pub mod gpu;
 pub mod kube;
 pub mod node;
 pub mod podcat;
@@ -50,6 +51,7 @@ struct Sources {
     cluster_id: String,
     node: Option<NodeSource>,
     cgroup: Option<cgroup::CgroupSource>,
+    gpu: Option<gpu::GpuSource>,
     tke: tke::TkeDeriver,
 }
 
@@ -67,6 +69,9 @@ impl Sources {
         }
         if let Some(c) = &mut self.cgroup {
             c.collect(&mut e);
+        }
+        if let Some(g) = &mut self.gpu {
+            g.collect(&mut e);
         }
         let mut derived = Vec::new();
         {
@@ -201,6 +206,9 @@ impl MetricsRuntime {
             cgroup: cfg.cgroup.enabled.then(|| {
                 cgroup::CgroupSource::new(&cfg.cgroup, cfg.node.proc_path.clone(), pods.clone())
             }),
+            gpu: cfg
+                .gpu
+                .then(|| gpu::GpuSource::new(cfg.node.proc_path.clone(), pods.clone())),
             tke: tke::TkeDeriver::new(&node_name, &cfg.cluster_id, !cfg.kubernetes.enabled),
         };
         let latest = Arc::new(RwLock::new(Arc::new(Vec::new())));

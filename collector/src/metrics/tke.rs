@@ -36,6 +36,10 @@ struct Gauges {
     fs_size: f64,
     fs_avail: f64,
     boot_time: f64,
+    gpus: f64,
+    gpu_util_sum: f64,
+    gpu_mem_used: f64,
+    gpu_mem_total: f64,
 }
 
 /// Derives the node and (single-node) cluster catalogue.
@@ -75,7 +79,7 @@ impl TkeDeriver {
             let Some(name) = s.labels.metric_name() else {
                 continue;
             };
-            if !name.starts_with("node_") {
+            if !name.starts_with("node_") && !name.starts_with("gpu_") {
                 continue;
             }
             let v = s.value;
@@ -111,6 +115,12 @@ impl TkeDeriver {
                 "node_filesystem_size_bytes" => g.fs_size += v,
                 "node_filesystem_avail_bytes" => g.fs_avail += v,
                 "node_boot_time_seconds" => g.boot_time = v,
+                "gpu_utilization_percent" => {
+                    g.gpus += 1.0;
+                    g.gpu_util_sum += v;
+                }
+                "gpu_memory_used_bytes" => g.gpu_mem_used += v,
+                "gpu_memory_total_bytes" => g.gpu_mem_total += v,
                 _ => {}
             }
         }
@@ -135,6 +145,14 @@ impl TkeDeriver {
             &nl,
             pct(g.mem_total - g.mem_available, g.mem_total),
         );
+        if g.gpus > 0.0 {
+            e.emit("k8s_node_gpu_usage", &nl, g.gpu_util_sum / g.gpus);
+            e.emit(
+                "k8s_node_gpu_memory_usage",
+                &nl,
+                pct(g.gpu_mem_used, g.gpu_mem_total),
+            );
+        }
         e.emit("k8s_node_filesystem_size_bytes", &nl, g.fs_size);
         e.emit("k8s_node_filesystem_avail_bytes", &nl, g.fs_avail);
         let fs_used = pct(g.fs_size - g.fs_avail, g.fs_size);
@@ -266,8 +284,22 @@ impl TkeDeriver {
         let no_cache = g.mem_total - g.mem_available;
         e.emit("k8s_cluster_cpu_core_total", &cl, g.cpus);
         e.emit("k8s_cluster_memory_total", &cl, g.mem_total);
-        e.emit("k8s_cluster_gpu_total", &cl, 0.0);
-        e.emit("k8s_cluster_gpu_memory_total", &cl, 0.0);
+        e.emit("k8s_cluster_gpu_total", &cl, g.gpus);
+        e.emit("k8s_cluster_gpu_memory_total", &cl, g.gpu_mem_total);
+        if g.gpus > 0.0 {
+            e.emit("k8s_cluster_gpu_used", &cl, g.gpu_util_sum / 100.0);
+            e.emit("k8s_cluster_gpu_memory_used", &cl, g.gpu_mem_used);
+            e.emit(
+                "k8s_cluster_rate_gpu_used_cluster",
+                &cl,
+                g.gpu_util_sum / g.gpus,
+            );
+            e.emit(
+                "k8s_cluster_rate_gpu_memory_used_cluster",
+                &cl,
+                pct(g.gpu_mem_used, g.gpu_mem_total),
+            );
+        }
         e.emit("k8s_cluster_mem_usage_bytes", &cl, used_mem);
         e.emit("k8s_cluster_mem_no_cache_bytes", &cl, no_cache);
         e.emit(
