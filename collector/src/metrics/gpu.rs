@@ -112,16 +112,17 @@ impl GpuSource {
         };
         for line in text.lines() {
             let path = line.splitn(3, ':').nth(2).unwrap_or("");
-            if let Kind::Container { uid, id, .. } = classify(path) {
-                if let Some(p) = self.pods.get(&uid) {
-                    let c = p
-                        .containers
-                        .iter()
-                        .find(|c| c.id == id)
-                        .map(|c| c.name.clone())
-                        .unwrap_or_default();
-                    return (p.namespace, p.name, c);
-                }
+            let Kind::Container { uid, id, .. } = classify(path) else {
+                continue;
+            };
+            if let Some(p) = self.pods.get(&uid) {
+                let c = p
+                    .containers
+                    .iter()
+                    .find(|c| c.id == id)
+                    .map(|c| c.name.clone())
+                    .unwrap_or_default();
+                return (p.namespace, p.name, c);
             }
         }
         Default::default()
