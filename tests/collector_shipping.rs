@@ -150,8 +150,16 @@ fn receiver_outage_and_collector_kill9_lose_nothing() {
     ));
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    assert_eq!(v["data"]["result"][0]["metric"]["node"], host.trim(), "{body}");
-    let usage = v["data"]["result"][0]["value"][1].as_str().unwrap().parse::<f64>().unwrap();
+    assert_eq!(
+        v["data"]["result"][0]["metric"]["node"],
+        host.trim(),
+        "{body}"
+    );
+    let usage = v["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap()
+        .parse::<f64>()
+        .unwrap();
     assert!((0.0..=100.0).contains(&usage), "{usage}");
     assert!(
         during(restarted_at, up_at) >= 3,

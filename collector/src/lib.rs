@@ -19,6 +19,9 @@ pub use config::Config;
 pub struct Defaults {
     /// Base URL of the aggregator (`http://127.0.0.1:9800`).
     pub aggregator_url: String,
+    /// The YAML file the config came from; watched (and re-read on SIGHUP)
+    /// to reload the `collector:` section.
+    pub config_file: Option<std::path::PathBuf>,
 }
 
 /// A running collector.

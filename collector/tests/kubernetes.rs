@@ -200,6 +200,7 @@ async fn cluster_mode_against_the_test_api_server() {
         cfg,
         Defaults {
             aggregator_url: "http://127.0.0.1:9".into(),
+            config_file: None,
         },
         &dir.path().join("data"),
         &mut reg,

@@ -9,6 +9,7 @@ pub mod kube;
 pub mod node;
 pub mod podcat;
 pub mod pods;
+pub mod reload;
 pub mod sample;
 pub mod scrape;
 pub mod ship;
@@ -226,6 +227,23 @@ impl MetricsRuntime {
             stop.clone(),
         )));
         let scrapes = Arc::new(tokio::sync::Mutex::new(scrapes));
+        let reloads = prometheus_client::metrics::family::Family::<
+            Vec<(String, String)>,
+            prometheus_client::metrics::counter::Counter,
+        >::default();
+        registry.register(
+            "config_reloads",
+            "Config reloads by result",
+            reloads.clone(),
+        );
+        if let Some(file) = &defaults.config_file {
+            tasks.push(tokio::spawn(reload::run(
+                file.clone(),
+                scrapes.clone(),
+                reloads,
+                stop.clone(),
+            )));
+        }
         if let Some((view, mode)) = &kube_view {
             tasks.push(tokio::spawn(discover_loop(
                 view.clone(),
@@ -373,16 +391,14 @@ async fn discover_loop(
     interval: Duration,
     stop: CancellationToken,
 ) {
-    let roles = scrapes.lock().await.kubernetes_roles();
-    if roles.is_empty() {
-        return;
-    }
     let mut ticker = tokio::time::interval(interval);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = ticker.tick() => {}
         }
+        // Read every tick: a config reload may change the jobs.
+        let roles = scrapes.lock().await.kubernetes_roles();
         let mut by_job: std::collections::BTreeMap<usize, Vec<tidewatch_common::labels::Labels>> =
             Default::default();
         for (job, role, namespaces) in &roles {

@@ -155,6 +155,27 @@ impl Validate for ScrapeConfig {
 /// A discovered target before relabelling: `__address__`, `__meta_*`, …
 pub type TargetGroup = Vec<Labels>;
 
+/// Compiles jobs (Kubernetes jobs without rules get the annotation-driven
+/// defaults).
+fn compile_jobs(configs: &[ScrapeConfig]) -> anyhow::Result<Vec<Arc<Job>>> {
+    configs
+        .iter()
+        .map(|c| {
+            let rules = match c.kubernetes_sd_configs.first() {
+                Some(sd) if c.relabel_configs.is_empty() => {
+                    crate::metrics::kube::discovery::default_relabel(sd.role == SdRole::Endpoints)
+                }
+                _ => c.relabel_configs.clone(),
+            };
+            Ok(Arc::new(Job {
+                cfg: c.clone(),
+                relabel: relabel::compile(&rules)?,
+                metric_relabel: relabel::compile(&c.metric_relabel_configs)?,
+            }))
+        })
+        .collect()
+}
+
 /// Compiled job.
 pub(crate) struct Job {
     cfg: ScrapeConfig,
@@ -167,7 +188,8 @@ pub struct ScrapeManager {
     jobs: Vec<Arc<Job>>,
     client: reqwest::Client,
     out: mpsc::Sender<Vec<Sample>>,
-    running: HashMap<(usize, u64), (CancellationToken, tokio::task::JoinHandle<()>)>,
+    /// (job name, target labels hash) → loop.
+    running: HashMap<(String, u64), (CancellationToken, tokio::task::JoinHandle<()>)>,
     health: Arc<RwLock<BTreeMap<String, TargetHealth>>>,
     stop: CancellationToken,
 }
@@ -179,27 +201,8 @@ impl ScrapeManager {
         out: mpsc::Sender<Vec<Sample>>,
         stop: CancellationToken,
     ) -> anyhow::Result<ScrapeManager> {
-        let jobs = configs
-            .iter()
-            .map(|c| {
-                // Kubernetes jobs without rules get the annotation-driven defaults.
-                let rules = match c.kubernetes_sd_configs.first() {
-                    Some(sd) if c.relabel_configs.is_empty() => {
-                        crate::metrics::kube::discovery::default_relabel(
-                            sd.role == SdRole::Endpoints,
-                        )
-                    }
-                    _ => c.relabel_configs.clone(),
-                };
-                Ok(Arc::new(Job {
-                    cfg: c.clone(),
-                    relabel: relabel::compile(&rules)?,
-                    metric_relabel: relabel::compile(&c.metric_relabel_configs)?,
-                }))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(ScrapeManager {
-            jobs,
+            jobs: compile_jobs(configs)?,
             client: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(5))
                 .build()?,
@@ -208,6 +211,37 @@ impl ScrapeManager {
             health: Arc::default(),
             stop,
         })
+    }
+
+    /// Applies new scrape configs (config reload): loops of removed or
+    /// changed jobs stop and mark their series stale; unchanged jobs keep
+    /// their loops; static targets of new/changed jobs start.
+    pub fn reload(&mut self, configs: &[ScrapeConfig]) -> anyhow::Result<()> {
+        let jobs = compile_jobs(configs)?;
+        let same = |name: &str| {
+            let old = self.jobs.iter().find(|j| j.cfg.job_name == name);
+            let new = jobs.iter().find(|j| j.cfg.job_name == name);
+            match (old, new) {
+                (Some(o), Some(n)) => {
+                    serde_json::to_string(&o.cfg).ok() == serde_json::to_string(&n.cfg).ok()
+                }
+                _ => false,
+            }
+        };
+        let stop: Vec<(String, u64)> = self
+            .running
+            .keys()
+            .filter(|(j, _)| !same(j))
+            .cloned()
+            .collect();
+        for k in stop {
+            if let Some((tok, _)) = self.running.remove(&k) {
+                tok.cancel();
+            }
+        }
+        self.jobs = jobs;
+        self.start_static();
+        Ok(())
     }
 
     /// Health of every running target, keyed by scrape URL.
@@ -264,11 +298,12 @@ impl ScrapeManager {
                 want.insert(t.labels.stable_hash(), t);
             }
         }
-        let gone: Vec<(usize, u64)> = self
+        let name = job.cfg.job_name.clone();
+        let gone: Vec<(String, u64)> = self
             .running
             .keys()
-            .filter(|(j, h)| *j == i && !want.contains_key(h))
-            .copied()
+            .filter(|(j, h)| *j == name && !want.contains_key(h))
+            .cloned()
             .collect();
         for k in gone {
             if let Some((tok, _)) = self.running.remove(&k) {
@@ -276,7 +311,7 @@ impl ScrapeManager {
             }
         }
         for (h, t) in want {
-            if self.running.contains_key(&(i, h)) {
+            if self.running.contains_key(&(name.clone(), h)) {
                 continue;
             }
             let tok = self.stop.child_token();
@@ -289,7 +324,7 @@ impl ScrapeManager {
                 tok.clone(),
                 self.stop.clone(),
             ));
-            self.running.insert((i, h), (tok, task));
+            self.running.insert((name.clone(), h), (tok, task));
         }
     }
 
