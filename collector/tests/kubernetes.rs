@@ -463,3 +463,122 @@ async fn cluster_mode_against_the_test_api_server() {
     stop.cancel();
     c.close().await.unwrap();
 }
+
+/// Node mode (the DaemonSet): only this node's pods (field selector) plus
+/// ReplicaSets and Jobs for owner resolution are watched; container
+/// metrics get pod labels and the pod/container catalogue, but no
+/// cluster-scoped kube_* series are reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_mode_watches_only_what_it_needs() {
+    let api = TestApiServer::start().await;
+    api.apply(
+        "apis/apps/v1/deployments",
+        objects::deployment("shop", "web", 2, 2),
+    );
+    api.apply(
+        "apis/apps/v1/replicasets",
+        objects::replicaset("shop", "web-7d4b9", "web"),
+    );
+    api.apply(
+        "api/v1/pods",
+        objects::pod(
+            "shop",
+            "web-7d4b9-x2x",
+            WEB_UID,
+            "node-a",
+            objects::owner("ReplicaSet", "apps/v1", "web-7d4b9"),
+            "Running",
+            "nginx",
+            CID,
+            0,
+        ),
+    );
+    api.apply(
+        "api/v1/pods",
+        objects::pod(
+            "shop",
+            "elsewhere",
+            "uid-elsewhere",
+            "node-b",
+            json!([]),
+            "Running",
+            "x",
+            "",
+            0,
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    cgroup_fixture(&dir.path().join("cgroup"));
+    let cfg: Config = serde_yaml::from_str(&format!(
+        "interval: 200ms\nnode_name: node-a\nnode:\n  enabled: false\ncgroup:\n  root: {}\nkubernetes:\n  enabled: true\n  api_url: {}\nremote_write:\n- url: http://127.0.0.1:9/api/v1/write\n",
+        dir.path().join("cgroup").display(),
+        api.url
+    ))
+    .unwrap();
+    let stop = CancellationToken::new();
+    let mut reg = Registry::default();
+    let defaults = Defaults {
+        aggregator_url: "http://127.0.0.1:9".into(),
+        config_file: None,
+    };
+    let c = Collector::start(
+        cfg,
+        defaults,
+        &dir.path().join("data"),
+        &mut reg,
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let app = c.router();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+
+    let m = until(&url, "the pod catalogue", |m| {
+        find(
+            m,
+            "k8s_container_mem_usage_bytes",
+            &[("container_name", "nginx")],
+        )
+        .is_some()
+    })
+    .await;
+    assert_eq!(
+        find(
+            &m,
+            "k8s_container_mem_usage_bytes",
+            &[
+                ("workload_kind", "Deployment"),
+                ("workload_name", "web"),
+                ("node", "node-a")
+            ]
+        ),
+        Some(33_554_432.0)
+    );
+    assert_eq!(
+        find(&m, "k8s_node_pod_num", &[("node", "node-a")]),
+        Some(1.0),
+        "only this node's pods"
+    );
+    assert!(
+        !m.keys().any(|k| k.starts_with("kube_")),
+        "no cluster-scoped series in node mode"
+    );
+    let watched: Vec<String> = api.watch_requests();
+    assert!(
+        watched
+            .iter()
+            .all(|w| !w.starts_with("api/v1/nodes") && !w.starts_with("apis/apps/v1/deployments")),
+        "{watched:?}"
+    );
+    assert!(
+        watched
+            .iter()
+            .any(|w| w.starts_with("api/v1/pods")
+                && w.contains("fieldSelector=spec.nodeName=node-a")),
+        "{watched:?}"
+    );
+    stop.cancel();
+    c.close().await.unwrap();
+}

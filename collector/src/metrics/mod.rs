@@ -180,7 +180,13 @@ impl MetricsRuntime {
 
         let pods = pods::PodIndex::default();
         let kube = if cfg.kubernetes.enabled {
-            let w = kube::KubeWatch::start(&cfg.kubernetes, &node_name, stop.clone()).await?;
+            let endpoints = cfg.scrape_configs.iter().any(|j| {
+                j.kubernetes_sd_configs
+                    .iter()
+                    .any(|sd| sd.role == scrape::SdRole::Endpoints)
+            });
+            let w = kube::KubeWatch::start(&cfg.kubernetes, &node_name, endpoints, stop.clone())
+                .await?;
             // Owner resolution needs every kind listed; do not block start-up
             // for long on an unreachable API server (the watchers keep trying).
             if tokio::time::timeout(Duration::from_secs(20), w.ready())

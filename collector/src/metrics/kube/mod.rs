@@ -153,18 +153,21 @@ impl ClusterView for StaticView {
 }
 
 /// Reflector stores kept current by list + watch.
+/// In node mode only what this node needs is watched (its pods, plus
+/// ReplicaSets and Jobs for owner resolution, plus Services and Endpoints
+/// when a scrape job discovers endpoints): absent stores read as empty.
 pub struct KubeWatch {
     pods: Store<Pod>,
-    nodes: Store<Node>,
-    namespaces: Store<Namespace>,
-    deployments: Store<Deployment>,
+    nodes: Option<Store<Node>>,
+    namespaces: Option<Store<Namespace>>,
+    deployments: Option<Store<Deployment>>,
     replicasets: Store<ReplicaSet>,
-    statefulsets: Store<StatefulSet>,
-    daemonsets: Store<DaemonSet>,
+    statefulsets: Option<Store<StatefulSet>>,
+    daemonsets: Option<Store<DaemonSet>>,
     jobs: Store<Job>,
-    cronjobs: Store<CronJob>,
-    services: Store<Service>,
-    endpoints: Store<Endpoints>,
+    cronjobs: Option<Store<CronJob>>,
+    services: Option<Store<Service>>,
+    endpoints: Option<Store<Endpoints>>,
 }
 
 /// Runs one reflector until `stop`; errors (including `410 Gone`) are
@@ -200,10 +203,11 @@ where
 
 impl KubeWatch {
     /// Connects and starts the reflectors (in node mode pods are limited
-    /// to `node`).
+    /// to `node`; `endpoints`: a scrape job discovers endpoints).
     pub async fn start(
         cfg: &KubeConfig,
         node: &str,
+        endpoints: bool,
         stop: CancellationToken,
     ) -> anyhow::Result<KubeWatch> {
         let client = if cfg.api_url.is_empty() {
@@ -220,18 +224,20 @@ impl KubeWatch {
             Mode::Node => wc().fields(&format!("spec.nodeName={node}")),
             Mode::Cluster => wc(),
         };
+        let cluster = cfg.mode == Mode::Cluster;
         Ok(KubeWatch {
             pods: reflect(Api::all(client.clone()), pod_cfg, stop.clone()),
-            nodes: reflect(Api::all(client.clone()), wc(), stop.clone()),
-            namespaces: reflect(Api::all(client.clone()), wc(), stop.clone()),
-            deployments: reflect(Api::all(client.clone()), wc(), stop.clone()),
             replicasets: reflect(Api::all(client.clone()), wc(), stop.clone()),
-            statefulsets: reflect(Api::all(client.clone()), wc(), stop.clone()),
-            daemonsets: reflect(Api::all(client.clone()), wc(), stop.clone()),
             jobs: reflect(Api::all(client.clone()), wc(), stop.clone()),
-            cronjobs: reflect(Api::all(client.clone()), wc(), stop.clone()),
-            services: reflect(Api::all(client.clone()), wc(), stop.clone()),
-            endpoints: reflect(Api::all(client), wc(), stop),
+            nodes: cluster.then(|| reflect(Api::all(client.clone()), wc(), stop.clone())),
+            namespaces: cluster.then(|| reflect(Api::all(client.clone()), wc(), stop.clone())),
+            deployments: cluster.then(|| reflect(Api::all(client.clone()), wc(), stop.clone())),
+            statefulsets: cluster.then(|| reflect(Api::all(client.clone()), wc(), stop.clone())),
+            daemonsets: cluster.then(|| reflect(Api::all(client.clone()), wc(), stop.clone())),
+            cronjobs: cluster.then(|| reflect(Api::all(client.clone()), wc(), stop.clone())),
+            services: (cluster || endpoints)
+                .then(|| reflect(Api::all(client.clone()), wc(), stop.clone())),
+            endpoints: (cluster || endpoints).then(|| reflect(Api::all(client), wc(), stop)),
         })
     }
 
@@ -239,17 +245,35 @@ impl KubeWatch {
     pub async fn ready(&self) {
         let _ = futures::join!(
             self.pods.wait_until_ready(),
-            self.nodes.wait_until_ready(),
-            self.namespaces.wait_until_ready(),
-            self.deployments.wait_until_ready(),
+            ready(&self.nodes),
+            ready(&self.namespaces),
+            ready(&self.deployments),
             self.replicasets.wait_until_ready(),
-            self.statefulsets.wait_until_ready(),
-            self.daemonsets.wait_until_ready(),
+            ready(&self.statefulsets),
+            ready(&self.daemonsets),
             self.jobs.wait_until_ready(),
-            self.cronjobs.wait_until_ready(),
-            self.services.wait_until_ready(),
-            self.endpoints.wait_until_ready(),
+            ready(&self.cronjobs),
+            ready(&self.services),
+            ready(&self.endpoints),
         );
+    }
+}
+
+fn state<K>(s: &Option<Store<K>>) -> Vec<Arc<K>>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    s.as_ref().map(|s| s.state()).unwrap_or_default()
+}
+
+async fn ready<K>(s: &Option<Store<K>>)
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    if let Some(s) = s {
+        let _ = s.wait_until_ready().await;
     }
 }
 
@@ -258,33 +282,33 @@ impl ClusterView for KubeWatch {
         self.pods.state()
     }
     fn nodes(&self) -> Vec<Arc<Node>> {
-        self.nodes.state()
+        state(&self.nodes)
     }
     fn namespaces(&self) -> Vec<Arc<Namespace>> {
-        self.namespaces.state()
+        state(&self.namespaces)
     }
     fn deployments(&self) -> Vec<Arc<Deployment>> {
-        self.deployments.state()
+        state(&self.deployments)
     }
     fn replicasets(&self) -> Vec<Arc<ReplicaSet>> {
         self.replicasets.state()
     }
     fn statefulsets(&self) -> Vec<Arc<StatefulSet>> {
-        self.statefulsets.state()
+        state(&self.statefulsets)
     }
     fn daemonsets(&self) -> Vec<Arc<DaemonSet>> {
-        self.daemonsets.state()
+        state(&self.daemonsets)
     }
     fn jobs(&self) -> Vec<Arc<Job>> {
         self.jobs.state()
     }
     fn cronjobs(&self) -> Vec<Arc<CronJob>> {
-        self.cronjobs.state()
+        state(&self.cronjobs)
     }
     fn services(&self) -> Vec<Arc<Service>> {
-        self.services.state()
+        state(&self.services)
     }
     fn endpoints(&self) -> Vec<Arc<Endpoints>> {
-        self.endpoints.state()
+        state(&self.endpoints)
     }
 }
