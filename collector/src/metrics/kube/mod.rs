@@ -10,6 +10,8 @@
 //! workload and namespace catalogue).
 
 pub mod discovery;
+pub mod inventory;
+pub mod ksm;
 pub mod quantity;
 pub mod state;
 
