@@ -471,6 +471,7 @@ async fn cluster_mode_against_the_test_api_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_mode_watches_only_what_it_needs() {
     let api = TestApiServer::start().await;
+    api.apply("api/v1/namespaces", objects::namespace("shop"));
     api.apply(
         "apis/apps/v1/deployments",
         objects::deployment("shop", "web", 2, 2),
@@ -564,6 +565,35 @@ async fn node_mode_watches_only_what_it_needs() {
     assert!(
         !m.keys().any(|k| k.starts_with("kube_")),
         "no cluster-scoped series in node mode"
+    );
+    // The business (project) catalogue through the namespace's project label.
+    assert_eq!(
+        find(
+            &m,
+            "project_namespace_mem_usage_bytes",
+            &[("project_name", "shop-project"), ("namespace", "shop")]
+        ),
+        Some(50_000_000.0)
+    );
+    assert_eq!(
+        find(
+            &m,
+            "project_cluster_mem_usage_bytes",
+            &[("project_name", "shop-project")]
+        ),
+        Some(50_000_000.0)
+    );
+    assert_eq!(
+        find(
+            &m,
+            "k8s_namespace_mem_no_cache_bytes",
+            &[("namespace", "shop")]
+        ),
+        find(
+            &m,
+            "k8s_pod_mem_no_cache_bytes",
+            &[("pod_name", "web-7d4b9-x2x")]
+        )
     );
     let watched: Vec<String> = api.watch_requests();
     assert!(

@@ -50,6 +50,7 @@ struct Sources {
     pods: pods::PodIndex,
     podcat: podcat::PodCatalogue,
     cluster_id: String,
+    project_label: String,
     node: Option<NodeSource>,
     cgroup: Option<cgroup::CgroupSource>,
     gpu: Option<gpu::GpuSource>,
@@ -63,6 +64,8 @@ impl Sources {
             let owners = kube::state::Owners::new(view.as_ref());
             self.pods
                 .replace_all(kube::state::pod_index(view.as_ref(), &owners));
+            self.pods
+                .set_projects(kube::state::projects(view.as_ref(), &self.project_label));
             owners
         });
         if let Some(n) = &mut self.node {
@@ -205,6 +208,7 @@ impl MetricsRuntime {
             pods: pods.clone(),
             podcat: podcat::PodCatalogue::new(&node_name, &cfg.cluster_id),
             cluster_id: cfg.cluster_id.clone(),
+            project_label: cfg.kubernetes.project_label.clone(),
             node: if cfg.node.enabled {
                 Some(NodeSource::new(&cfg.node)?)
             } else {

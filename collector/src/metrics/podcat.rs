@@ -36,6 +36,56 @@ struct Usage {
     c: Counters,
 }
 
+/// Usage summed over pods (per workload, namespace, project).
+#[derive(Clone, Copy, Default)]
+struct Agg {
+    cpu: f64,
+    mem: f64,
+    ws: f64,
+    rx_b: f64,
+    tx_b: f64,
+    rx_p: f64,
+    tx_p: f64,
+    fs_rb: f64,
+    fs_wb: f64,
+    fs_r: f64,
+    fs_w: f64,
+}
+
+impl Agg {
+    fn add_rates(&mut self, r: &Counters) {
+        self.cpu += r.cpu;
+        self.rx_b += r.rx_b;
+        self.tx_b += r.tx_b;
+        self.rx_p += r.rx_p;
+        self.tx_p += r.tx_p;
+        self.fs_rb += r.fs_rb;
+        self.fs_wb += r.fs_wb;
+        self.fs_r += r.fs_r;
+        self.fs_w += r.fs_w;
+    }
+
+    /// Emits `<prefix>cpu_core_used`, memory, network and disk series.
+    fn emit(&self, e: &mut Emitter<'_>, prefix: &str, l: &[(&str, &str)], with_times: bool) {
+        let mut m = |suffix: &str, v: f64| e.emit(&format!("{prefix}{suffix}"), l, v);
+        m("cpu_core_used", self.cpu);
+        m("mem_usage_bytes", self.mem);
+        m("mem_no_cache_bytes", self.ws);
+        m("network_receive_bytes_bw", self.rx_b * 8.0);
+        m("network_transmit_bytes_bw", self.tx_b * 8.0);
+        m("network_receive_bytes", self.rx_b);
+        m("network_transmit_bytes", self.tx_b);
+        m("network_receive_packets", self.rx_p);
+        m("network_transmit_packets", self.tx_p);
+        m("fs_read_bytes", self.fs_rb);
+        m("fs_write_bytes", self.fs_wb);
+        if with_times {
+            m("fs_read_times", self.fs_r);
+            m("fs_write_times", self.fs_w);
+        }
+    }
+}
+
 /// Derives the catalogue; keeps the previous cycle's counters.
 pub struct PodCatalogue {
     node: String,
@@ -111,8 +161,8 @@ impl PodCatalogue {
             .into_iter()
             .map(|(_, p)| ((p.namespace.clone(), p.name.clone()), p))
             .collect();
-        let mut workload: HashMap<(String, String, String), [f64; 3]> = HashMap::new();
-        let mut namespace: HashMap<String, [f64; 3]> = HashMap::new();
+        let mut workload: HashMap<(String, String, String), Agg> = HashMap::new();
+        let mut namespace: HashMap<String, Agg> = HashMap::new();
         let mut next_prev = HashMap::with_capacity(by_id.len());
         for (id, u) in &by_id {
             let Some(meta) = index.get(&u.uid_pod) else {
@@ -191,16 +241,18 @@ impl PodCatalogue {
                     m("network_transmit_bytes", r.tx_b);
                     m("network_receive_packets", r.rx_p);
                     m("network_transmit_packets", r.tx_p);
-                    let w = workload
+                    workload
                         .entry((
                             meta.workload_kind.clone(),
                             meta.namespace.clone(),
                             meta.workload_name.clone(),
                         ))
-                        .or_default();
-                    w[0] += r.cpu;
-                    let n = namespace.entry(meta.namespace.clone()).or_default();
-                    n[0] += r.cpu;
+                        .or_default()
+                        .add_rates(&r);
+                    namespace
+                        .entry(meta.namespace.clone())
+                        .or_default()
+                        .add_rates(&r);
                 }
             }
             if is_pod {
@@ -211,11 +263,11 @@ impl PodCatalogue {
                         meta.workload_name.clone(),
                     ))
                     .or_default();
-                w[1] += u.mem;
-                w[2] += u.ws;
+                w.mem += u.mem;
+                w.ws += u.ws;
                 let n = namespace.entry(meta.namespace.clone()).or_default();
-                n[1] += u.mem;
-                n[2] += u.ws;
+                n.mem += u.mem;
+                n.ws += u.ws;
                 let restarts: f64 = meta.containers.iter().map(|c| c.restarts).sum();
                 e.emit("k8s_pod_restart_total_number", &l, restarts);
                 e.emit(
@@ -235,7 +287,7 @@ impl PodCatalogue {
             }
         }
         self.prev = next_prev;
-        for ((kind, ns, name), [cpu, mem, ws]) in &workload {
+        for ((kind, ns, name), agg) in &workload {
             let l = [
                 ("cluster_id", self.cluster_id.as_str()),
                 ("workload_kind", kind.as_str()),
@@ -243,19 +295,43 @@ impl PodCatalogue {
                 ("workload_name", name.as_str()),
                 ("node", self.node.as_str()),
             ];
-            e.emit("k8s_workload_cpu_core_used", &l, *cpu);
-            e.emit("k8s_workload_mem_usage_bytes", &l, *mem);
-            e.emit("k8s_workload_mem_no_cache_bytes", &l, *ws);
+            agg.emit(e, "k8s_workload_", &l, true);
         }
-        for (ns, [cpu, mem, ws]) in &namespace {
+        let projects = pods.projects();
+        let mut per_project: HashMap<&str, Agg> = HashMap::new();
+        for (ns, agg) in &namespace {
             let l = [
                 ("cluster_id", self.cluster_id.as_str()),
                 ("namespace", ns.as_str()),
                 ("node", self.node.as_str()),
             ];
-            e.emit("k8s_namespace_cpu_core_used", &l, *cpu);
-            e.emit("k8s_namespace_mem_usage_bytes", &l, *mem);
-            e.emit("k8s_namespace_mem_no_cache_bytes", &l, *ws);
+            agg.emit(e, "k8s_namespace_", &l, true);
+            if let Some(project) = projects.get(ns) {
+                let pl = [l[0], l[1], l[2], ("project_name", project.as_str())];
+                agg.emit(e, "project_namespace_", &pl, false);
+                let p = per_project.entry(project.as_str()).or_default();
+                p.add_rates(&Counters {
+                    cpu: agg.cpu,
+                    fs_rb: agg.fs_rb,
+                    fs_wb: agg.fs_wb,
+                    fs_r: agg.fs_r,
+                    fs_w: agg.fs_w,
+                    rx_b: agg.rx_b,
+                    tx_b: agg.tx_b,
+                    rx_p: agg.rx_p,
+                    tx_p: agg.tx_p,
+                });
+                p.mem += agg.mem;
+                p.ws += agg.ws;
+            }
+        }
+        for (project, agg) in &per_project {
+            let l = [
+                ("cluster_id", self.cluster_id.as_str()),
+                ("node", self.node.as_str()),
+                ("project_name", *project),
+            ];
+            agg.emit(e, "project_cluster_", &l, false);
         }
         let on_node = index.values().filter(|p| p.node == self.node).count();
         let restarts: f64 = index

@@ -47,11 +47,25 @@ pub struct PodMeta {
     pub ready: bool,
 }
 
-/// Pod UID → metadata, shared between the watcher and the sources.
+/// Pod UID → metadata, shared between the watcher and the sources; also
+/// namespace → business (project) name.
 #[derive(Clone, Default)]
-pub struct PodIndex(Arc<RwLock<HashMap<String, PodMeta>>>);
+pub struct PodIndex(
+    Arc<RwLock<HashMap<String, PodMeta>>>,
+    Arc<RwLock<HashMap<String, String>>>,
+);
 
 impl PodIndex {
+    /// Replaces the namespace → project map.
+    pub fn set_projects(&self, projects: HashMap<String, String>) {
+        *self.1.write() = projects;
+    }
+
+    /// Namespace → project (business) name.
+    pub fn projects(&self) -> HashMap<String, String> {
+        self.1.read().clone()
+    }
+
     /// Replaces or inserts a pod.
     pub fn upsert(&self, uid: &str, meta: PodMeta) {
         self.0.write().insert(uid.to_string(), meta);

@@ -40,7 +40,7 @@ pub enum Mode {
 }
 
 /// `collector.kubernetes`.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KubeConfig {
     /// Watch the Kubernetes API.
@@ -51,6 +51,21 @@ pub struct KubeConfig {
     pub token: String,
     /// `node` or `cluster`.
     pub mode: Mode,
+    /// Namespace label naming the namespace's business (project), for the
+    /// `project_*` catalogue.
+    pub project_label: String,
+}
+
+impl Default for KubeConfig {
+    fn default() -> Self {
+        KubeConfig {
+            enabled: false,
+            api_url: String::new(),
+            token: String::new(),
+            mode: Mode::Node,
+            project_label: "project_name".into(),
+        }
+    }
 }
 
 impl Validate for KubeConfig {
@@ -156,7 +171,8 @@ impl ClusterView for StaticView {
 
 /// Reflector stores kept current by list + watch.
 /// In node mode only what this node needs is watched (its pods, plus
-/// ReplicaSets and Jobs for owner resolution, plus Services and Endpoints
+/// ReplicaSets and Jobs for owner resolution, namespaces for businesses,
+/// plus Services and Endpoints
 /// when a scrape job discovers endpoints): absent stores read as empty.
 pub struct KubeWatch {
     pods: Store<Pod>,
@@ -232,7 +248,7 @@ impl KubeWatch {
             replicasets: reflect(Api::all(client.clone()), wc(), stop.clone()),
             jobs: reflect(Api::all(client.clone()), wc(), stop.clone()),
             nodes: cluster.then(|| reflect(Api::all(client.clone()), wc(), stop.clone())),
-            namespaces: cluster.then(|| reflect(Api::all(client.clone()), wc(), stop.clone())),
+            namespaces: Some(reflect(Api::all(client.clone()), wc(), stop.clone())),
             deployments: cluster.then(|| reflect(Api::all(client.clone()), wc(), stop.clone())),
             statefulsets: cluster.then(|| reflect(Api::all(client.clone()), wc(), stop.clone())),
             daemonsets: cluster.then(|| reflect(Api::all(client.clone()), wc(), stop.clone())),

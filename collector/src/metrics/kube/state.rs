@@ -185,3 +185,14 @@ pub fn emit_cluster(
     let summary = super::ksm::emit(view, cluster_id, e);
     super::inventory::emit(view, owners, &summary, cluster_id, e);
 }
+
+/// Namespace → business (project) name from the namespaces' `label`.
+pub fn projects(view: &dyn ClusterView, label: &str) -> HashMap<String, String> {
+    view.namespaces()
+        .iter()
+        .filter_map(|n| {
+            let p = n.metadata.labels.as_ref()?.get(label)?;
+            Some((n.metadata.name.clone()?, p.clone()))
+        })
+        .collect()
+}
