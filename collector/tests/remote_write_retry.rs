@@ -106,3 +106,45 @@ async fn client_errors_are_not_retried() {
     assert_eq!(requests, 1, "a 400 is final");
     assert_eq!(pending, 0, "the rejected batch is dropped, not retried");
 }
+
+#[tokio::test]
+async fn a_full_queue_drops_the_oldest_and_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = RemoteWriteConfig {
+        url: "http://127.0.0.1:9/api/v1/write".into(),
+        name: "full".into(),
+        ..RemoteWriteConfig::default()
+    };
+    let mut reg = Registry::default();
+    let metrics = ShipMetrics::register(&mut reg);
+    let queue = QueueConfig {
+        max_bytes: 64 << 10,
+        segment_bytes: 4 << 10,
+    };
+    let ep = Endpoint::open(dir.path(), cfg, &queue, metrics).unwrap();
+    // No sender runs: 100 cycles of ~40 KB can never fit in 64 KiB.
+    for _ in 0..100 {
+        ep.push(&encode_records(&samples(300), &[], 50))
+            .await
+            .unwrap();
+    }
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
+    let dropped: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("remote_write_dropped_records_total{endpoint=\"full\"} "))
+        .expect("dropped counter exported")
+        .parse()
+        .unwrap();
+    assert!(dropped > 0.0, "{text}");
+    let on_disk: u64 = std::fs::read_dir(dir.path().join("full"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(
+        on_disk <= 64 << 10,
+        "queue bounded on disk: {on_disk} bytes"
+    );
+    // What fits stays queued for the sender.
+    assert!(ep.pending() > 0);
+}
