@@ -28,6 +28,9 @@ pub struct Config {
     pub alerting: tidewatch_alertmanager::Config,
     /// Platform section.
     pub platform: tidewatch_platform::Config,
+    /// The file this config was loaded from (for components that reload).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -40,6 +43,7 @@ impl Default for Config {
             collector: Default::default(),
             alerting: Default::default(),
             platform: Default::default(),
+            source: None,
         }
     }
 }
@@ -65,7 +69,10 @@ impl Config {
     /// from the environment: `TIDEWATCH_*` variables documented per field.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigErrors> {
         match path {
-            Some(p) => tidewatch_common::config::load_file(p),
+            Some(p) => tidewatch_common::config::load_file(p).map(|c: Config| Config {
+                source: Some(p.to_path_buf()),
+                ..c
+            }),
             None => Ok(Config::default()),
         }
     }

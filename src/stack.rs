@@ -116,6 +116,7 @@ pub async fn run(role: Role, mut config: Config) -> anyhow::Result<()> {
             config.collector.clone(),
             tidewatch_collector::Defaults {
                 aggregator_url: base_url.clone(),
+                config_file: config.source.clone(),
             },
             &dir("collector"),
             registry.sub_registry_with_prefix("collector"),

@@ -3,6 +3,7 @@
 
 pub mod buffer;
 pub mod config;
+pub mod metrics;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,11 +19,15 @@ pub use config::Config;
 pub struct Defaults {
     /// Base URL of the aggregator (`http://127.0.0.1:9800`).
     pub aggregator_url: String,
+    /// The YAML file the config came from; watched (and re-read on SIGHUP)
+    /// to reload the `collector:` section.
+    pub config_file: Option<std::path::PathBuf>,
 }
 
 /// A running collector.
 pub struct Collector {
     config: Config,
+    metrics: metrics::MetricsRuntime,
 }
 
 impl Collector {
@@ -34,19 +39,22 @@ impl Collector {
         registry: &mut Registry,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Collector>> {
-        let _ = (defaults, registry, shutdown);
         std::fs::create_dir_all(data_dir)?;
-        Ok(Arc::new(Collector { config }))
+        let metrics =
+            metrics::MetricsRuntime::start(&config, &defaults, data_dir, registry, shutdown)
+                .await?;
+        Ok(Arc::new(Collector { config, metrics }))
     }
 
     /// HTTP routes of the collector (none besides the shared ops routes yet).
     pub fn router(self: &Arc<Self>) -> Router {
         let _ = &self.config;
-        Router::new()
+        Router::new().merge(self.metrics.router())
     }
 
     /// Flushes buffers and checkpoints; called on shutdown.
     pub async fn close(&self) -> anyhow::Result<()> {
+        self.metrics.close().await;
         Ok(())
     }
 }

@@ -1,0 +1,352 @@
+//! The TKEStack pod, container, workload and namespace catalogue
+//! (`k8s_pod_*`, `k8s_container_*`, `k8s_workload_*`, `k8s_namespace_*`
+//! usage series) derived each cycle from the container (cgroup) samples of
+//! this node and the pod index. Rates are taken between consecutive cycles.
+//!
+//! Workload and namespace usage series carry a `node` label: each node's
+//! collector reports its share (exact for a one-node cluster such as
+//! `tidewatch up`; `sum without(node)` gives the cluster-wide value).
+
+use std::collections::HashMap;
+
+use super::pods::PodIndex;
+use super::sample::{Emitter, Sample};
+
+/// Counters of one cgroup at one cycle.
+#[derive(Clone, Copy, Default)]
+struct Counters {
+    cpu: f64,
+    fs_rb: f64,
+    fs_wb: f64,
+    fs_r: f64,
+    fs_w: f64,
+    rx_b: f64,
+    tx_b: f64,
+    rx_p: f64,
+    tx_p: f64,
+}
+
+/// Usage of one cgroup at one cycle.
+#[derive(Clone, Default)]
+struct Usage {
+    uid_pod: (String, String),
+    container: String,
+    mem: f64,
+    ws: f64,
+    c: Counters,
+}
+
+/// Usage summed over pods (per workload, namespace, project).
+#[derive(Clone, Copy, Default)]
+struct Agg {
+    cpu: f64,
+    mem: f64,
+    ws: f64,
+    rx_b: f64,
+    tx_b: f64,
+    rx_p: f64,
+    tx_p: f64,
+    fs_rb: f64,
+    fs_wb: f64,
+    fs_r: f64,
+    fs_w: f64,
+}
+
+impl Agg {
+    fn add_rates(&mut self, r: &Counters) {
+        self.cpu += r.cpu;
+        self.rx_b += r.rx_b;
+        self.tx_b += r.tx_b;
+        self.rx_p += r.rx_p;
+        self.tx_p += r.tx_p;
+        self.fs_rb += r.fs_rb;
+        self.fs_wb += r.fs_wb;
+        self.fs_r += r.fs_r;
+        self.fs_w += r.fs_w;
+    }
+
+    /// Emits `<prefix>cpu_core_used`, memory, network and disk series.
+    fn emit(&self, e: &mut Emitter<'_>, prefix: &str, l: &[(&str, &str)], with_times: bool) {
+        let mut m = |suffix: &str, v: f64| e.emit(&format!("{prefix}{suffix}"), l, v);
+        m("cpu_core_used", self.cpu);
+        m("mem_usage_bytes", self.mem);
+        m("mem_no_cache_bytes", self.ws);
+        m("network_receive_bytes_bw", self.rx_b * 8.0);
+        m("network_transmit_bytes_bw", self.tx_b * 8.0);
+        m("network_receive_bytes", self.rx_b);
+        m("network_transmit_bytes", self.tx_b);
+        m("network_receive_packets", self.rx_p);
+        m("network_transmit_packets", self.tx_p);
+        m("fs_read_bytes", self.fs_rb);
+        m("fs_write_bytes", self.fs_wb);
+        if with_times {
+            m("fs_read_times", self.fs_r);
+            m("fs_write_times", self.fs_w);
+        }
+    }
+}
+
+/// Derives the catalogue; keeps the previous cycle's counters.
+pub struct PodCatalogue {
+    node: String,
+    cluster_id: String,
+    prev: HashMap<String, (i64, Counters)>,
+}
+
+impl PodCatalogue {
+    /// A deriver for node `node` of `cluster_id`.
+    pub fn new(node: &str, cluster_id: &str) -> Self {
+        PodCatalogue {
+            node: node.into(),
+            cluster_id: cluster_id.into(),
+            prev: HashMap::new(),
+        }
+    }
+
+    /// Appends the catalogue for this cycle.
+    pub fn derive(&mut self, batch: &[Sample], pods: &PodIndex, e: &mut Emitter<'_>) {
+        let ts = e.timestamp_ms();
+        let mut node_cpus = std::collections::BTreeSet::new();
+        let mut node_mem = 0.0;
+        let mut by_id: HashMap<&str, Usage> = HashMap::new();
+        for s in batch {
+            let Some(name) = s.labels.metric_name() else {
+                continue;
+            };
+            if name == "node_cpu_seconds_total" {
+                if let Some(c) = s.labels.get("cpu") {
+                    node_cpus.insert(c);
+                }
+                continue;
+            }
+            if name == "node_memory_MemTotal_bytes" {
+                node_mem = s.value;
+                continue;
+            }
+            if !name.starts_with("container_") {
+                continue;
+            }
+            let (Some(id), Some(pod), Some(ns)) = (
+                s.labels.get("id"),
+                s.labels.get("pod"),
+                s.labels.get("namespace"),
+            ) else {
+                continue;
+            };
+            let u = by_id.entry(id).or_insert_with(|| Usage {
+                uid_pod: (ns.to_string(), pod.to_string()),
+                container: s.labels.get("container").unwrap_or("").to_string(),
+                ..Usage::default()
+            });
+            let v = s.value;
+            match name {
+                "container_cpu_usage_seconds_total" => u.c.cpu = v,
+                "container_memory_usage_bytes" => u.mem = v,
+                "container_memory_working_set_bytes" => u.ws = v,
+                "container_fs_reads_bytes_total" => u.c.fs_rb += v,
+                "container_fs_writes_bytes_total" => u.c.fs_wb += v,
+                "container_fs_reads_total" => u.c.fs_r += v,
+                "container_fs_writes_total" => u.c.fs_w += v,
+                "container_network_receive_bytes_total" => u.c.rx_b += v,
+                "container_network_transmit_bytes_total" => u.c.tx_b += v,
+                "container_network_receive_packets_total" => u.c.rx_p += v,
+                "container_network_transmit_packets_total" => u.c.tx_p += v,
+                _ => {}
+            }
+        }
+        let cores = node_cpus.len() as f64;
+        let pct = |a: f64, b: f64| if b > 0.0 { a / b * 100.0 } else { 0.0 };
+        let index: HashMap<(String, String), crate::metrics::pods::PodMeta> = pods
+            .all()
+            .into_iter()
+            .map(|(_, p)| ((p.namespace.clone(), p.name.clone()), p))
+            .collect();
+        let mut workload: HashMap<(String, String, String), Agg> = HashMap::new();
+        let mut namespace: HashMap<String, Agg> = HashMap::new();
+        let mut next_prev = HashMap::with_capacity(by_id.len());
+        for (id, u) in &by_id {
+            let Some(meta) = index.get(&u.uid_pod) else {
+                continue;
+            };
+            let rate = self.prev.get(*id).and_then(|(pts, pc)| {
+                let dt = (ts - pts) as f64 / 1000.0;
+                (dt > 0.0).then(|| {
+                    let r = |a: f64, b: f64| ((a - b) / dt).max(0.0);
+                    Counters {
+                        cpu: r(u.c.cpu, pc.cpu),
+                        fs_rb: r(u.c.fs_rb, pc.fs_rb),
+                        fs_wb: r(u.c.fs_wb, pc.fs_wb),
+                        fs_r: r(u.c.fs_r, pc.fs_r),
+                        fs_w: r(u.c.fs_w, pc.fs_w),
+                        rx_b: r(u.c.rx_b, pc.rx_b),
+                        tx_b: r(u.c.tx_b, pc.tx_b),
+                        rx_p: r(u.c.rx_p, pc.rx_p),
+                        tx_p: r(u.c.tx_p, pc.tx_p),
+                    }
+                })
+            });
+            next_prev.insert(id.to_string(), (ts, u.c));
+            let is_pod = u.container.is_empty();
+            if !is_pod && u.container == "POD" {
+                continue;
+            }
+            let (cpu_req, cpu_lim, mem_req, mem_lim) = if is_pod {
+                meta.containers.iter().fold((0.0, 0.0, 0.0, 0.0), |a, c| {
+                    (
+                        a.0 + c.cpu_request,
+                        a.1 + c.cpu_limit,
+                        a.2 + c.mem_request,
+                        a.3 + c.mem_limit,
+                    )
+                })
+            } else {
+                meta.containers
+                    .iter()
+                    .find(|c| c.name == u.container)
+                    .map(|c| (c.cpu_request, c.cpu_limit, c.mem_request, c.mem_limit))
+                    .unwrap_or_default()
+            };
+            let prefix = if is_pod { "k8s_pod_" } else { "k8s_container_" };
+            let l: Vec<(&str, &str)> = vec![
+                ("cluster_id", &self.cluster_id),
+                ("namespace", &meta.namespace),
+                ("pod_name", &meta.name),
+                ("container_name", &u.container),
+                ("workload_kind", &meta.workload_kind),
+                ("workload_name", &meta.workload_name),
+                ("node", &self.node),
+            ];
+            let mut m = |suffix: &str, v: f64| e.emit(&format!("{prefix}{suffix}"), &l, v);
+            m("mem_usage_bytes", u.mem);
+            m("mem_no_cache_bytes", u.ws);
+            m("rate_mem_usage_request", pct(u.mem, mem_req));
+            m("rate_mem_usage_limit", pct(u.mem, mem_lim));
+            m("rate_mem_usage_node", pct(u.mem, node_mem));
+            m("rate_mem_no_cache_request", pct(u.ws, mem_req));
+            m("rate_mem_no_cache_limit", pct(u.ws, mem_lim));
+            m("rate_mem_no_cache_node", pct(u.ws, node_mem));
+            if let Some(r) = rate {
+                m("cpu_core_used", r.cpu);
+                m("rate_cpu_core_used_request", pct(r.cpu, cpu_req));
+                m("rate_cpu_core_used_limit", pct(r.cpu, cpu_lim));
+                m("rate_cpu_core_used_node", pct(r.cpu, cores));
+                m("fs_read_bytes", r.fs_rb);
+                m("fs_write_bytes", r.fs_wb);
+                m("fs_read_times", r.fs_r);
+                m("fs_write_times", r.fs_w);
+                if is_pod {
+                    m("network_receive_bytes_bw", r.rx_b * 8.0);
+                    m("network_transmit_bytes_bw", r.tx_b * 8.0);
+                    m("network_receive_bytes", r.rx_b);
+                    m("network_transmit_bytes", r.tx_b);
+                    m("network_receive_packets", r.rx_p);
+                    m("network_transmit_packets", r.tx_p);
+                    workload
+                        .entry((
+                            meta.workload_kind.clone(),
+                            meta.namespace.clone(),
+                            meta.workload_name.clone(),
+                        ))
+                        .or_default()
+                        .add_rates(&r);
+                    namespace
+                        .entry(meta.namespace.clone())
+                        .or_default()
+                        .add_rates(&r);
+                }
+            }
+            if is_pod {
+                let w = workload
+                    .entry((
+                        meta.workload_kind.clone(),
+                        meta.namespace.clone(),
+                        meta.workload_name.clone(),
+                    ))
+                    .or_default();
+                w.mem += u.mem;
+                w.ws += u.ws;
+                let n = namespace.entry(meta.namespace.clone()).or_default();
+                n.mem += u.mem;
+                n.ws += u.ws;
+                let restarts: f64 = meta.containers.iter().map(|c| c.restarts).sum();
+                e.emit("k8s_pod_restart_total_number", &l, restarts);
+                e.emit(
+                    "k8s_pod_status_ready",
+                    &l,
+                    if meta.ready { 1.0 } else { 0.0 },
+                );
+                for (res, req, lim) in [("cpu", cpu_req, cpu_lim), ("memory", mem_req, mem_lim)] {
+                    let mut rl = l.clone();
+                    rl.push(("resource", res));
+                    e.emit("k8s_pod_resource_request", &rl, req);
+                    e.emit("k8s_pod_resource_limit", &rl, lim);
+                }
+                let mut pl = l.clone();
+                pl.push(("phase", &meta.phase));
+                e.emit("k8s_pod_status_phase", &pl, 1.0);
+            }
+        }
+        self.prev = next_prev;
+        for ((kind, ns, name), agg) in &workload {
+            let l = [
+                ("cluster_id", self.cluster_id.as_str()),
+                ("workload_kind", kind.as_str()),
+                ("namespace", ns.as_str()),
+                ("workload_name", name.as_str()),
+                ("node", self.node.as_str()),
+            ];
+            agg.emit(e, "k8s_workload_", &l, true);
+        }
+        let projects = pods.projects();
+        let mut per_project: HashMap<&str, Agg> = HashMap::new();
+        for (ns, agg) in &namespace {
+            let l = [
+                ("cluster_id", self.cluster_id.as_str()),
+                ("namespace", ns.as_str()),
+                ("node", self.node.as_str()),
+            ];
+            agg.emit(e, "k8s_namespace_", &l, true);
+            if let Some(project) = projects.get(ns) {
+                let pl = [l[0], l[1], l[2], ("project_name", project.as_str())];
+                agg.emit(e, "project_namespace_", &pl, false);
+                let p = per_project.entry(project.as_str()).or_default();
+                p.add_rates(&Counters {
+                    cpu: agg.cpu,
+                    fs_rb: agg.fs_rb,
+                    fs_wb: agg.fs_wb,
+                    fs_r: agg.fs_r,
+                    fs_w: agg.fs_w,
+                    rx_b: agg.rx_b,
+                    tx_b: agg.tx_b,
+                    rx_p: agg.rx_p,
+                    tx_p: agg.tx_p,
+                });
+                p.mem += agg.mem;
+                p.ws += agg.ws;
+            }
+        }
+        for (project, agg) in &per_project {
+            let l = [
+                ("cluster_id", self.cluster_id.as_str()),
+                ("node", self.node.as_str()),
+                ("project_name", *project),
+            ];
+            agg.emit(e, "project_cluster_", &l, false);
+        }
+        let on_node = index.values().filter(|p| p.node == self.node).count();
+        let restarts: f64 = index
+            .values()
+            .filter(|p| p.node == self.node)
+            .flat_map(|p| p.containers.iter().map(|c| c.restarts))
+            .sum();
+        let nl = [
+            ("cluster_id", self.cluster_id.as_str()),
+            ("node", self.node.as_str()),
+            ("node_role", "Node"),
+        ];
+        if !index.is_empty() {
+            e.emit("k8s_node_pod_num", &nl, on_node as f64);
+            e.emit("k8s_node_pod_restart_total", &nl, restarts);
+        }
+    }
+}

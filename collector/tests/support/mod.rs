@@ -1,0 +1,3 @@
+//! Shared helpers of the collector's integration tests.
+
+pub mod kube_api;
