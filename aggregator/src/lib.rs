@@ -6,6 +6,7 @@
 //! DataFusion.
 
 pub mod config;
+pub mod logs; // logs (issue 5)
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +21,8 @@ pub use config::Config;
 pub struct Aggregator {
     config: Config,
     data_dir: PathBuf,
+    /// Log lines and cluster events (issue 5).
+    pub logs: Arc<logs::LogStore>,
 }
 
 impl Aggregator {
@@ -32,11 +35,20 @@ impl Aggregator {
         registry: &mut Registry,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Aggregator>> {
-        let _ = (registry, shutdown);
         std::fs::create_dir_all(data_dir)?;
+        // logs (issue 5): the log store lives under `data_dir/logs`.
+        let logs = logs::LogStore::open(
+            config.logs.clone(),
+            &data_dir.join("logs"),
+            registry,
+            shutdown.clone(),
+        )
+        .await?;
+        let _ = shutdown;
         Ok(Arc::new(Aggregator {
             config,
             data_dir: data_dir.to_path_buf(),
+            logs,
         }))
     }
 
@@ -44,11 +56,12 @@ impl Aggregator {
     /// `/loki/api/v1/*`.
     pub fn router(self: &Arc<Self>) -> Router {
         let _ = (&self.config, &self.data_dir);
-        Router::new()
+        Router::new().merge(self.logs.router()) // logs (issue 5)
     }
 
     /// Flushes everything acknowledged to durable storage; called on shutdown.
     pub async fn close(&self) -> anyhow::Result<()> {
+        self.logs.close().await?; // logs (issue 5)
         Ok(())
     }
 }
