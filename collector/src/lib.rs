@@ -1,6 +1,7 @@
 //! The collector: runs on every node, collects metrics at five levels and
 //! tails logs, and ships both through durable buffers.
 
+pub mod buffer;
 pub mod config;
 
 use std::path::Path;

@@ -6,9 +6,14 @@
 //! expression is evaluated over those columnar series in memory.
 
 pub mod engine;
+mod eval;
+pub mod memory;
+pub mod preprocess;
+pub mod promqltest;
 pub mod storage;
 pub mod value;
 
 pub use engine::{Engine, EngineOptions, QueryError, QueryResult};
+pub use memory::MemStorage;
 pub use storage::{SelectRequest, Series, Storage, StorageError};
 pub use value::{Sample, Value};
