@@ -3,6 +3,7 @@
 
 pub mod buffer;
 pub mod config;
+pub mod logs; // logs (issue 5)
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,6 +24,8 @@ pub struct Defaults {
 /// A running collector.
 pub struct Collector {
     config: Config,
+    /// Log tailing and shipping (issue 5); `None` without inputs/outputs.
+    logs: Option<logs::LogShipper>,
 }
 
 impl Collector {
@@ -34,9 +37,18 @@ impl Collector {
         registry: &mut Registry,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Collector>> {
-        let _ = (defaults, registry, shutdown);
         std::fs::create_dir_all(data_dir)?;
-        Ok(Arc::new(Collector { config }))
+        // logs (issue 5): checkpoints and output buffers under `data_dir/logs`.
+        let logs = logs::LogShipper::start(
+            config.logs.clone(),
+            &defaults.aggregator_url,
+            &data_dir.join("logs"),
+            registry,
+            shutdown.clone(),
+        )
+        .await?;
+        let _ = (defaults, registry, shutdown);
+        Ok(Arc::new(Collector { config, logs }))
     }
 
     /// HTTP routes of the collector (none besides the shared ops routes yet).
@@ -47,6 +59,9 @@ impl Collector {
 
     /// Flushes buffers and checkpoints; called on shutdown.
     pub async fn close(&self) -> anyhow::Result<()> {
+        if let Some(l) = &self.logs {
+            l.close().await; // logs (issue 5)
+        }
         Ok(())
     }
 }
