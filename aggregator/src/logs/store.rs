@@ -379,12 +379,7 @@ impl Store {
         f: &mut dyn FnMut(&Arc<Stream>, i64, &Arc<str>),
     ) -> anyhow::Result<()> {
         let partition_ns = self.config.partition.as_nanos() as i64;
-        let files: Vec<PathBuf> = self
-            .parts
-            .read()
-            .range(start.div_euclid(partition_ns) * partition_ns..=end)
-            .flat_map(|(_, fs)| fs.iter().map(|f| f.path.clone()))
-            .collect();
+        let files = files_in(&self.parts.read(), start, end, partition_ns);
         let mut cache: HashMap<String, Option<Arc<Stream>>> = HashMap::new();
         for path in files {
             let mut err = None;
@@ -451,10 +446,7 @@ impl Store {
         let partition_ns = self.config.partition.as_nanos() as i64;
         let parts = self.parts.read();
         let files = match range {
-            Some((s, e)) => parts
-                .range(s.div_euclid(partition_ns) * partition_ns..=e)
-                .flat_map(|(_, f)| f.iter().map(|f| f.path.clone()))
-                .collect(),
+            Some((s, e)) => files_in(&parts, s, e, partition_ns),
             None => parts
                 .values()
                 .flat_map(|f| f.iter().map(|f| f.path.clone()))
@@ -469,6 +461,23 @@ impl Store {
             .collect();
         (files, rows)
     }
+}
+
+/// Files of the partitions overlapping `[start, end]`.
+fn files_in(
+    parts: &BTreeMap<i64, Vec<PartFile>>,
+    start: i64,
+    end: i64,
+    partition_ns: i64,
+) -> Vec<PathBuf> {
+    let first = start.div_euclid(partition_ns).saturating_mul(partition_ns);
+    if end < first {
+        return Vec::new();
+    }
+    parts
+        .range(first..=end)
+        .flat_map(|(_, fs)| fs.iter().map(|f| f.path.clone()))
+        .collect()
 }
 
 fn intern(st: &mut State, labels: Labels) -> Arc<Stream> {
