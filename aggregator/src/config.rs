@@ -35,6 +35,8 @@ pub struct Config {
     pub limits: Limits,
     /// Query limits and defaults.
     pub query: QueryConfig,
+    /// Log store and Loki API (issue 5).
+    pub logs: crate::logs::LogsConfig,
 }
 
 impl Default for Config {
@@ -49,6 +51,7 @@ impl Default for Config {
             out_of_order_window: Duration::from_secs(3600),
             limits: Limits::default(),
             query: QueryConfig::default(),
+            logs: Default::default(), // logs (issue 5)
         }
     }
 }
@@ -124,6 +127,7 @@ fn positive(errors: &mut Vec<FieldError>, path: &str, field: &str, ok: bool, wha
 
 impl Validate for Config {
     fn validate(&self, path: &str, errors: &mut Vec<FieldError>) {
+        self.logs.validate(&join(path, "logs"), errors); // logs (issue 5)
         let e = errors;
         positive(
             e,

@@ -20,6 +20,7 @@ pub mod config;
 pub mod head;
 pub mod index;
 pub mod ingest;
+pub mod logs; // logs (issue 5)
 pub mod storage;
 pub mod store;
 pub mod table;
@@ -52,6 +53,8 @@ pub struct Aggregator {
     sql: SessionContext,
     metrics: api::IngestMetrics,
     background: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Log lines and cluster events (issue 5).
+    pub logs: Arc<logs::LogStore>,
 }
 
 impl Aggregator {
@@ -69,6 +72,17 @@ impl Aggregator {
         let cfg = config.clone();
         let store = Arc::new(tokio::task::spawn_blocking(move || Store::open(cfg, &dir)).await??);
         let sql = table::sql_context(store.clone()).await?;
+        // logs (issue 5): the log store lives under `data_dir/logs`; its
+        // `logs` and `events` tables join the SQL context.
+        let logs = logs::LogStore::open(
+            config.logs.clone(),
+            &data_dir.join("logs"),
+            registry,
+            shutdown.clone(),
+        )
+        .await?;
+        sql.register_table("logs", logs.table_provider())?;
+        sql.register_table("events", logs.events_table_provider())?;
         let storage: Arc<dyn Storage> = Arc::new(storage::StoreStorage::new(
             store.clone(),
             sql.clone(),
@@ -127,6 +141,7 @@ impl Aggregator {
             sql,
             metrics,
             background: parking_lot::Mutex::new(Some(background)),
+            logs, // logs (issue 5)
         }))
     }
 
@@ -140,6 +155,7 @@ impl Aggregator {
             config: self.config.clone(),
             metrics: self.metrics.clone(),
         })
+        .merge(self.logs.router()) // logs (issue 5)
     }
 
     /// Flushes everything acknowledged to durable storage; called on shutdown.
@@ -149,6 +165,7 @@ impl Aggregator {
             bg.abort();
             let _ = bg.await;
         }
+        self.logs.close().await?; // logs (issue 5)
         self.store.close().await
     }
 
