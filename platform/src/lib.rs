@@ -60,6 +60,7 @@ pub struct Platform {
     pub connector: Connector,
     /// Self-metrics.
     pub metrics: events::EventMetrics,
+    clusters_changed: tokio::sync::Notify,
     shutdown: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -90,6 +91,7 @@ impl Platform {
             secrets: SecretBox::new(&key),
             connector: Connector::default(),
             metrics,
+            clusters_changed: tokio::sync::Notify::new(),
             shutdown: shutdown.child_token(),
             tasks: Mutex::new(Vec::new()),
         });
@@ -177,4 +179,72 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     f.write_all(data)?;
     f.sync_all()?;
     Ok(())
+}
+
+/// One business namespace in one cluster.
+#[derive(Clone, Debug)]
+pub struct NamespaceEntry {
+    /// Owning business.
+    pub business_id: String,
+    /// Cluster id.
+    pub cluster_id: String,
+    /// Kubernetes namespace name.
+    pub name: String,
+}
+
+impl NamespaceEntry {
+    /// The policy resource of this namespace.
+    pub fn resource(&self) -> String {
+        namespace_resource(&self.business_id, &self.cluster_id, &self.name)
+    }
+}
+
+/// `business:{b}/cluster:{c}/namespace:{ns}`.
+pub fn namespace_resource(business: &str, cluster: &str, ns: &str) -> String {
+    format!("business:{business}/cluster:{cluster}/namespace:{ns}")
+}
+
+impl Platform {
+    /// Every business namespace.
+    pub async fn namespace_index(&self) -> anyhow::Result<Vec<NamespaceEntry>> {
+        use sqlx::Row;
+        let rows =
+            sqlx::query("SELECT business_id, cluster_id, name FROM namespaces ORDER BY name")
+                .fetch_all(&self.store.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(NamespaceEntry {
+                    business_id: r.try_get(0)?,
+                    cluster_id: r.try_get(1)?,
+                    name: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The policy resource of namespace `ns` in cluster `cluster`, if a
+    /// business owns it.
+    pub async fn namespace_resource(
+        &self,
+        cluster: &str,
+        ns: &str,
+    ) -> anyhow::Result<Option<String>> {
+        use sqlx::Row;
+        let row =
+            sqlx::query("SELECT business_id FROM namespaces WHERE cluster_id = $1 AND name = $2")
+                .bind(cluster)
+                .bind(ns)
+                .fetch_optional(&self.store.pool)
+                .await?;
+        Ok(match row {
+            Some(r) => Some(namespace_resource(&r.try_get::<String, _>(0)?, cluster, ns)),
+            None => None,
+        })
+    }
+
+    /// Tells the event watchers that clusters were added, changed or removed.
+    pub fn clusters_changed(&self) {
+        self.clusters_changed.notify_one();
+    }
 }
