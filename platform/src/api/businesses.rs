@@ -272,9 +272,17 @@ async fn load_business(conn: &mut AnyConnection, id: &str) -> ApiResult<Business
     })
 }
 
+/// Cluster id → the key the request used for it (id or name), so errors
+/// name the field as the caller wrote it.
+type KeyNames = BTreeMap<String, String>;
+
 /// Quotas keyed by cluster id or name → by id, validated.
-async fn normalise_quotas(conn: &mut AnyConnection, quotas: &Quotas) -> ApiResult<Quotas> {
+async fn normalise_quotas(
+    conn: &mut AnyConnection,
+    quotas: &Quotas,
+) -> ApiResult<(Quotas, KeyNames)> {
     let mut out = Quotas::new();
+    let mut names = KeyNames::new();
     for (key, q) in quotas {
         let field = format!("quotas.{key}");
         let id = match resolve_id(conn, "clusters", "cluster", key).await {
@@ -288,9 +296,10 @@ async fn normalise_quotas(conn: &mut AnyConnection, quotas: &Quotas) -> ApiResul
         };
         quantity::validate(&format!("{field}.hard"), &q.hard)
             .map_err(|(f, m)| ApiError::invalid(&f, m))?;
+        names.insert(id.clone(), key.clone());
         out.insert(id, q.clone());
     }
-    Ok(out)
+    Ok((out, names))
 }
 
 /// Sum of the quotas of `parent`'s children (except `skip`) and of its own
@@ -389,19 +398,13 @@ async fn check_quotas(
     me: Option<&str>,
     parent: Option<&Business>,
     quotas: &Quotas,
+    names: &KeyNames,
 ) -> ApiResult<()> {
+    let name = |cid: &String| names.get(cid).cloned().unwrap_or_else(|| cid.clone());
     if let Some(parent) = parent {
         for (cid, q) in quotas {
-            check_fits(
-                conn,
-                parent,
-                cid,
-                &q.hard,
-                me,
-                None,
-                &format!("quotas.{cid}.hard"),
-            )
-            .await?;
+            let f = format!("quotas.{}.hard", name(cid));
+            check_fits(conn, parent, cid, &q.hard, me, None, &f).await?;
         }
     }
     if let Some(me) = me {
@@ -422,7 +425,7 @@ async fn check_quotas(
                     && *u > cap
                 {
                     return Err(ApiError::invalid(
-                        &format!("quotas.{cid}.hard.{k}"),
+                        &format!("quotas.{}.hard.{k}", name(cid)),
                         format!(
                             "{k} is below what is already allocated ({})",
                             quantity::format(*u)
@@ -483,7 +486,8 @@ pub async fn create_business(
             Some(load_business(&mut tx, &pid).await?)
         }
     };
-    let quotas = normalise_quotas(&mut tx, &req.quotas.clone().unwrap_or_default()).await?;
+    let (quotas, names) =
+        normalise_quotas(&mut tx, &req.quotas.clone().unwrap_or_default()).await?;
     if sqlx::query("SELECT 1 FROM businesses WHERE name = $1")
         .bind(&name)
         .fetch_optional(&mut *tx)
@@ -495,7 +499,7 @@ pub async fn create_business(
             format!("business {name:?} already exists"),
         ));
     }
-    check_quotas(&mut tx, None, parent.as_ref(), &quotas).await?;
+    check_quotas(&mut tx, None, parent.as_ref(), &quotas, &names).await?;
     let id = new_id();
     sqlx::query(
         "INSERT INTO businesses (id, name, display_name, description, parent_id, quotas, \
@@ -558,12 +562,12 @@ pub async fn update_business(
     }
     let quotas = match &req.quotas {
         Some(q) => {
-            let q = normalise_quotas(&mut tx, q).await?;
+            let (q, names) = normalise_quotas(&mut tx, q).await?;
             let parent = match &cur.parent_id {
                 Some(pid) => Some(load_business(&mut tx, pid).await?),
                 None => None,
             };
-            check_quotas(&mut tx, Some(&id), parent.as_ref(), &q).await?;
+            check_quotas(&mut tx, Some(&id), parent.as_ref(), &q, &names).await?;
             q
         }
         None => cur.quotas.clone(),
