@@ -35,6 +35,8 @@ pub struct Config {
     pub events: EventsConfig,
     /// Request limits.
     pub limits: Limits,
+    /// How tenants' queries are scoped.
+    pub query_scope: QueryScopeConfig,
 }
 
 impl Default for Config {
@@ -49,6 +51,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             events: EventsConfig::default(),
             limits: Limits::default(),
+            query_scope: QueryScopeConfig::default(),
         }
     }
 }
@@ -95,6 +98,28 @@ impl Default for EventsConfig {
             batch_size: 500,
             max_buffered: 100_000,
             dedupe_capacity: 200_000,
+        }
+    }
+}
+
+/// How tenants' queries are scoped (see `docs/platform.md`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryScopeConfig {
+    /// Label carrying the Kubernetes namespace on metrics and log streams.
+    pub namespace_label: String,
+    /// SQL tables restricted to the caller's namespaces.
+    pub sql_tables: Vec<String>,
+    /// Column of those tables holding the namespace.
+    pub sql_namespace_column: String,
+}
+
+impl Default for QueryScopeConfig {
+    fn default() -> Self {
+        QueryScopeConfig {
+            namespace_label: "namespace".into(),
+            sql_tables: vec!["metrics".into(), "logs".into(), "events".into()],
+            sql_namespace_column: "namespace".into(),
         }
     }
 }
@@ -166,6 +191,15 @@ impl Validate for Config {
         }
         if self.limits.max_query_body_bytes == 0 {
             err("limits.max_query_body_bytes", "must be positive".into());
+        }
+        if self.query_scope.namespace_label.is_empty() {
+            err("query_scope.namespace_label", "must not be empty".into());
+        }
+        if self.query_scope.sql_namespace_column.is_empty() {
+            err(
+                "query_scope.sql_namespace_column",
+                "must not be empty".into(),
+            );
         }
         if self.limits.max_audit_page == 0 {
             err("limits.max_audit_page", "must be positive".into());

@@ -472,7 +472,7 @@ macro_rules! view_handler {
     ($name:ident, $path:literal, $view:expr, $action:literal, $doc:literal) => {
         #[doc = $doc]
         #[utoipa::path(get, path = $path, tag = "clusters", params(ViewQuery),
-                            responses((status = 200, body = Items<serde_json::Value>)))]
+                                    responses((status = 200, body = Items<serde_json::Value>)))]
         pub async fn $name(
             State(p): State<Arc<Platform>>,
             Caller(c): Caller,
