@@ -13,7 +13,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod, ResourceQuota, ResourceQuotaSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
@@ -296,6 +296,7 @@ impl ClusterApi for KubeCluster {
     fn watch_events(&self) -> BoxStream<'static, anyhow::Result<WatchItem>> {
         let api: Api<Event> = Api::all(self.client.clone());
         watcher(api, watcher::Config::default().any_semantic())
+            .default_backoff()
             .map_err(anyhow::Error::from)
             .try_filter_map(|e| async move {
                 Ok(match e {

@@ -11,8 +11,14 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 /// The embedded migrations, in order.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (
+        2,
+        "event marks",
+        include_str!("../migrations/0002_event_marks.sql"),
+    ),
+];
 
 /// Which database backs the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
