@@ -100,6 +100,10 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A valid argon2 hash of a random password, verified against when a login
+/// names an unknown user so timing does not reveal which names exist.
+pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0Ofq8bUs4Z3Gb0UPfnvDsUhi1f3yUoyJt5tVwbQiEq8";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,7 +132,3 @@ mod tests {
         assert!(decode_key("c2hvcnQ=").unwrap_err().contains("32 bytes"));
     }
 }
-
-/// A valid argon2 hash of a random password, verified against when a login
-/// names an unknown user so timing does not reveal which names exist.
-pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0Ofq8bUs4Z3Gb0UPfnvDsUhi1f3yUoyJt5tVwbQiEq8";

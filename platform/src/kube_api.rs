@@ -311,10 +311,13 @@ impl ClusterApi for KubeCluster {
     }
 }
 
+/// A cached client and the fingerprint of the credential it was built from.
+type Cached = (String, Arc<dyn ClusterApi>);
+
 /// Cached clients per cluster id, rebuilt when the credential changes.
 #[derive(Default)]
 pub struct Connector {
-    cache: Mutex<HashMap<String, (String, Arc<dyn ClusterApi>)>>,
+    cache: Mutex<HashMap<String, Cached>>,
 }
 
 impl Connector {

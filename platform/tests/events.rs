@@ -86,9 +86,11 @@ async fn events_are_forwarded_once_across_410_relists_and_restarts() {
     let (s, url) = sink(2).await;
     let k = KubeStandIn::start("tok").await;
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.aggregator_url = Some(url);
-    config.admin_password = Some("admin-pass".into());
+    let config = Config {
+        aggregator_url: Some(url),
+        admin_password: Some("admin-pass".into()),
+        ..Default::default()
+    };
     let t = common::start_in(config.clone(), dir.path()).await;
     k.put_event("shop", "e1", "BackOff", 1);
     k.put_event("shop", "e2", "Pulled", 1);
@@ -185,8 +187,10 @@ async fn events_are_forwarded_once_across_410_relists_and_restarts() {
 
 #[tokio::test]
 async fn cluster_health_follows_the_api_server() {
-    let mut config = Config::default();
-    config.cluster_health_interval = Duration::from_millis(1000);
+    let config = Config {
+        cluster_health_interval: Duration::from_millis(1000),
+        ..Default::default()
+    };
     let t = common::start(config).await;
     let k = KubeStandIn::start("tok").await;
     let v = t

@@ -155,9 +155,11 @@ async fn platform_runs_on_postgresql_and_keeps_its_data_across_restarts() {
         }
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.database_url = Some(pg.url());
-    config.admin_password = Some("admin-pass".into());
+    let config = Config {
+        database_url: Some(pg.url()),
+        admin_password: Some("admin-pass".into()),
+        ..Default::default()
+    };
     let t = common::start_in(config.clone(), dir.path()).await;
     let tok = t.user_with_token("alice", json!(["platform-user"])).await;
     t.admin_ok(

@@ -155,7 +155,7 @@ impl Platform {
             .ok_or_else(|| ApiError::not_found("cluster", id))?;
         let sealed: String = row.try_get(0)?;
         let plain = self.secrets.open(&sealed)?;
-        Ok(serde_json::from_slice(&plain).map_err(ApiError::internal)?)
+        serde_json::from_slice(&plain).map_err(ApiError::internal)
     }
 
     /// A Kubernetes client for a cluster.
