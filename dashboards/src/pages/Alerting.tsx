@@ -1,0 +1,331 @@
+/** Alerting: policies, firing alerts, silences, receivers, receiver groups, channels, templates, history, inbox. */
+import { useState } from 'preact/hooks';
+import { alerts, createSilence, expireSilence, silences, type Alert, type Matcher } from '../api/am';
+import { action, list, type Item } from '../api/platform';
+import { canEditAlerting, user } from '../auth';
+import { Crud, namesOf } from '../components/Crud';
+import { ObjectForm, type FieldSpec } from '../components/Form';
+import { Modal } from '../components/Modal';
+import { Show, useAsync } from '../components/State';
+import { autoColumns, cell, Table } from '../components/Table';
+import { Tabs } from '../components/Tabs';
+import { t } from '../i18n';
+import { useRoute } from '../router';
+import { useStore } from '../store';
+import { emptyPolicy, PolicyEditor, preview, toPolicy } from './PolicyEditor';
+
+/** Sample TKEStack template variables for the template preview. */
+export const SAMPLE_VARS: Record<string, string> = {
+  alertName: 'k8s_node_cpu_usage',
+  alertStatus: 'firing',
+  startsAt: new Date().toISOString(),
+  alarmPolicyType: 'node',
+  alarmPolicyName: 'node-cpu-high',
+  clusterID: 'local',
+  clusterDisplayName: 'local',
+  value: '93.20',
+  unit: '%',
+  evaluateType: 'gt',
+  evaluateValue: '90',
+  metricDisplayName: 'CPU utilization',
+  namespace: 'default',
+  workloadKind: 'Deployment',
+  workloadName: 'web',
+  podName: 'web-7d4b9c-x2x9q',
+  nodeName: 'node-1',
+  nodeRole: 'Node',
+  summary: 'node-1 CPU utilization 93.20% > 90%',
+};
+
+/** Renders `{{.var}}` (Go) and `{{ var }}` (Jinja) placeholders with sample values. */
+export function renderTemplate(s: string, vars: Record<string, string> = SAMPLE_VARS): string {
+  return s.replace(/\{\{\s*\.?([A-Za-z_][\w]*)\s*\}\}/g, (m, k: string) => vars[k] ?? m);
+}
+
+const csv = (v: unknown) => (Array.isArray(v) ? v.join(', ') : cell(v));
+
+function TemplateEditor({ initial, onSubmit, onCancel }: { initial: Item; onSubmit: (v: Record<string, unknown>) => Promise<unknown>; onCancel: () => void }) {
+  const [v, setV] = useState<Record<string, unknown>>(initial);
+  const fields: FieldSpec[] = [
+    { key: 'name', label: t('Name'), required: true },
+    { key: 'channel', label: t('Channel'), type: 'select', options: namesOf('channels'), required: true },
+    { key: 'header', label: t('Header / subject'), placeholder: '[{{.alertStatus}}] {{.alarmPolicyName}}' },
+    { key: 'body', label: t('Body'), type: 'textarea', placeholder: '{{.summary}}' },
+  ];
+  return (
+    <div class="template-editor">
+      <ObjectForm fields={fields} initial={initial} onSubmit={onSubmit} onCancel={onCancel} onChange={setV} />
+      <section class="preview-pane" aria-label={t('Preview')}>
+        <h4>{t('Preview with sample values')}</h4>
+        <div class="preview-header">{renderTemplate(String(v.header ?? ''))}</div>
+        <pre class="preview">{renderTemplate(String(v.body ?? ''))}</pre>
+        <details>
+          <summary>{t('Variables')}</summary>
+          <ul class="vars">{Object.keys(SAMPLE_VARS).map((k) => <li key={k}><code>{`{{.${k}}}`}</code></li>)}</ul>
+        </details>
+      </section>
+    </div>
+  );
+}
+
+function parseMatchers(s: string): Matcher[] {
+  return s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)
+    .map((x) => {
+      const m = /^([A-Za-z_]\w*)\s*(=~|!~|!=|=)\s*"?(.*?)"?$/.exec(x);
+      if (!m) throw new Error(t('Bad matcher: {m}', { m: x }));
+      return { name: m[1], value: m[3], isRegex: m[2].includes('~'), isEqual: !m[2].startsWith('!') };
+    });
+}
+
+function SilenceForm({ initial, onDone }: { initial: string; onDone: () => void }) {
+  const u = useStore(user);
+  return (
+    <ObjectForm
+      fields={[
+        { key: 'matchers', label: t('Matchers'), required: true, placeholder: 'alertname="HighCPU", node=~"node-.*"' },
+        { key: 'hours', label: t('Duration (hours)'), type: 'number', required: true },
+        { key: 'comment', label: t('Comment'), required: true },
+      ]}
+      initial={{ matchers: initial, hours: 2, comment: '' }}
+      onCancel={onDone}
+      submitLabel={t('Create silence')}
+      onSubmit={async (v) => {
+        const now = Date.now();
+        await createSilence({
+          matchers: parseMatchers(String(v.matchers)),
+          startsAt: new Date(now).toISOString(),
+          endsAt: new Date(now + Number(v.hours) * 3600e3).toISOString(),
+          createdBy: u?.name ?? 'unknown',
+          comment: String(v.comment),
+        });
+        onDone();
+      }}
+    />
+  );
+}
+
+function FiringTab() {
+  const a = useAsync(() => alerts(true), []);
+  const [silence, setSilence] = useState<string | null>(null);
+  const matchersOf = (x: Alert) => Object.entries(x.labels).map(([k, v]) => `${k}="${v}"`).join(', ');
+  return (
+    <section class="panel wide" aria-label={t('Firing alerts')}>
+      <div class="panel-head"><h3>{t('Firing alerts')}</h3><button onClick={a.reload}>{t('Refresh')}</button></div>
+      <Show a={a}>
+        {(rows) => (
+          <Table
+            label={t('Firing alerts')}
+            rows={rows}
+            rowKey={(x) => x.fingerprint}
+            empty={t('No alerts are firing.')}
+            columns={[
+              { key: 'name', title: t('Alert'), render: (x) => x.labels.alertname },
+              { key: 'state', title: t('State'), render: (x) => <span class={`pill ${x.status.state === 'active' ? 'bad' : 'muted'}`}>{x.status.state}</span> },
+              { key: 'labels', title: t('Labels'), render: (x) => Object.entries(x.labels).filter(([k]) => k !== 'alertname').map(([k, v]) => `${k}=${v}`).join(', '), class: 'wrap' },
+              { key: 'summary', title: t('Summary'), render: (x) => x.annotations.summary ?? x.annotations.description ?? '', class: 'wrap' },
+              { key: 'since', title: t('Since'), render: (x) => new Date(x.startsAt).toLocaleString() },
+              { key: 'act', title: t('Actions'), render: (x) => <button class="link" onClick={() => setSilence(matchersOf(x))}>{t('Silence')}</button> },
+            ]}
+          />
+        )}
+      </Show>
+      {silence !== null && (
+        <Modal title={t('Create silence')} onClose={() => setSilence(null)}>
+          <SilenceForm initial={silence} onDone={() => { setSilence(null); a.reload(); }} />
+        </Modal>
+      )}
+    </section>
+  );
+}
+
+function SilencesTab() {
+  const a = useAsync(silences, []);
+  const [creating, setCreating] = useState(false);
+  return (
+    <section class="panel wide" aria-label={t('Silences')}>
+      <div class="panel-head"><h3>{t('Silences')}</h3><button class="primary" onClick={() => setCreating(true)}>{t('Create silence')}</button></div>
+      <Show a={a}>
+        {(rows) => (
+          <Table
+            label={t('Silences')}
+            rows={rows.sort((x, y) => (x.status.state === 'active' ? -1 : 1) - (y.status.state === 'active' ? -1 : 1))}
+            rowKey={(x) => x.id}
+            empty={t('No silences.')}
+            columns={[
+              { key: 'matchers', title: t('Matchers'), render: (x) => <code>{x.matchers.map((m) => `${m.name}${m.isEqual === false ? '!' : ''}${m.isRegex ? '=~' : '='}"${m.value}"`).join(', ')}</code> },
+              { key: 'state', title: t('State'), render: (x) => <span class={`pill ${x.status.state === 'active' ? 'ok' : 'muted'}`}>{x.status.state}</span> },
+              { key: 'ends', title: t('Ends'), render: (x) => new Date(x.endsAt).toLocaleString() },
+              { key: 'by', title: t('Created by'), render: (x) => x.createdBy },
+              { key: 'comment', title: t('Comment'), render: (x) => x.comment },
+              { key: 'act', title: t('Actions'), render: (x) => x.status.state !== 'expired' && <button class="link danger" onClick={async () => { await expireSilence(x.id).catch((e) => alert(e.message)); a.reload(); }}>{t('Expire')}</button> },
+            ]}
+          />
+        )}
+      </Show>
+      {creating && (
+        <Modal title={t('Create silence')} onClose={() => setCreating(false)}>
+          <SilenceForm initial="" onDone={() => { setCreating(false); a.reload(); }} />
+        </Modal>
+      )}
+    </section>
+  );
+}
+
+function ListTab({ path, title, extra }: { path: string; title: string; extra?: (i: Item, reload: () => void) => preact.JSX.Element | null }) {
+  const a = useAsync(() => list(path), [path]);
+  return (
+    <section class="panel wide" aria-label={title}>
+      <div class="panel-head"><h3>{title}</h3><button onClick={a.reload}>{t('Refresh')}</button></div>
+      <Show a={a}>
+        {(rows) => {
+          const cols = autoColumns(rows, 10);
+          return <Table label={title} rows={rows} columns={extra ? [...cols, { key: '_act', title: t('Actions'), render: (i) => extra(i, a.reload) }] : cols} />;
+        }}
+      </Show>
+    </section>
+  );
+}
+
+export function AlertingPage() {
+  const r = useRoute();
+  const u = useStore(user)!;
+  const editable = canEditAlerting(u);
+  const tabs: [string, string][] = [
+    ['policies', t('Policies')],
+    ['firing', t('Firing alerts')],
+    ['silences', t('Silences')],
+    ['receivers', t('Receivers')],
+    ['groups', t('Receiver groups')],
+    ['channels', t('Channels')],
+    ['templates', t('Templates')],
+    ['history', t('History')],
+    ['inbox', t('Inbox')],
+  ];
+  const tab = tabs.some(([id]) => id === r.params.get('tab')) ? r.params.get('tab')! : 'policies';
+  return (
+    <div class="page">
+      <div class="page-head">
+        <h1>{t('Alerting')}</h1>
+      </div>
+      <Tabs label={t('Alerting')} active={tab} tabs={tabs} />
+      {tab === 'policies' && (
+        <Crud
+          path="alarm-policies"
+          title={t('Alarm policies')}
+          noun="policy"
+          editable={editable}
+          copyable={editable}
+          defaults={emptyPolicy() as unknown as Record<string, unknown>}
+          fields={[]}
+          editor={(p) => <PolicyEditor {...p} />}
+          empty={t('No alarm policies yet.')}
+          columns={[
+            { key: 'name', title: t('Name') },
+            { key: 'type', title: t('Type') },
+            { key: 'cluster_id', title: t('Cluster') },
+            { key: 'conditions', title: t('Conditions'), render: (i) => <code class="wrap">{preview(toPolicy(i)).join('; ')}</code>, class: 'wrap' },
+            { key: 'notify', title: t('Notify'), render: (i) => csv([...((i.receiver_groups as string[]) ?? []), ...((i.receivers as string[]) ?? [])]) },
+          ]}
+        />
+      )}
+      {tab === 'firing' && <FiringTab />}
+      {tab === 'silences' && <SilencesTab />}
+      {tab === 'receivers' && (
+        <Crud
+          path="receivers"
+          title={t('Receivers')}
+          noun="receiver"
+          editable={editable}
+          fields={[
+            { key: 'name', label: t('Name'), required: true },
+            { key: 'display_name', label: t('Display name') },
+            { key: 'username', label: t('Platform user'), type: 'select', options: namesOf('users') },
+            { key: 'identities.email', label: t('Email') },
+            { key: 'identities.webhook', label: t('Webhook URL') },
+            { key: 'identities.mobile', label: t('Mobile') },
+          ]}
+          columns={[
+            { key: 'name', title: t('Name') },
+            { key: 'username', title: t('Platform user') },
+            { key: 'email', title: t('Email'), render: (i) => cell((i.identities as Record<string, string> | undefined)?.email) },
+            { key: 'webhook', title: t('Webhook URL'), render: (i) => cell((i.identities as Record<string, string> | undefined)?.webhook) },
+          ]}
+        />
+      )}
+      {tab === 'groups' && (
+        <Crud
+          path="receiver-groups"
+          title={t('Receiver groups')}
+          noun="receiver group"
+          editable={editable}
+          fields={[
+            { key: 'name', label: t('Name'), required: true },
+            { key: 'display_name', label: t('Display name') },
+            { key: 'receivers', label: t('Receivers'), type: 'multi', options: namesOf('receivers') },
+          ]}
+          columns={[
+            { key: 'name', title: t('Name') },
+            { key: 'display_name', title: t('Display name') },
+            { key: 'receivers', title: t('Receivers'), render: (i) => csv(i.receivers) },
+          ]}
+        />
+      )}
+      {tab === 'channels' && (
+        <Crud
+          path="channels"
+          title={t('Channels')}
+          noun="channel"
+          editable={editable}
+          defaults={{ type: 'smtp' }}
+          fields={[
+            { key: 'name', label: t('Name'), required: true },
+            { key: 'type', label: t('Type'), type: 'select', options: ['smtp', 'webhook'], required: true },
+            { key: 'smtp.host', label: t('SMTP host'), when: (v) => v.type === 'smtp', required: true },
+            { key: 'smtp.port', label: t('SMTP port'), type: 'number', when: (v) => v.type === 'smtp' },
+            { key: 'smtp.tls', label: 'TLS', type: 'checkbox', when: (v) => v.type === 'smtp' },
+            { key: 'smtp.email', label: t('Sender email'), when: (v) => v.type === 'smtp' },
+            { key: 'smtp.password', label: t('Password'), type: 'password', when: (v) => v.type === 'smtp' },
+            { key: 'webhook.url', label: t('Webhook URL'), when: (v) => v.type === 'webhook', required: true },
+            { key: 'webhook.headers', label: t('Headers (JSON)'), type: 'json', when: (v) => v.type === 'webhook' },
+          ]}
+          columns={[
+            { key: 'name', title: t('Name') },
+            { key: 'type', title: t('Type') },
+            { key: 'target', title: t('Target'), render: (i) => cell((i.smtp as Record<string, unknown> | undefined)?.host ?? (i.webhook as Record<string, unknown> | undefined)?.url) },
+          ]}
+        />
+      )}
+      {tab === 'templates' && (
+        <Crud
+          path="templates"
+          title={t('Templates')}
+          noun="template"
+          editable={editable}
+          fields={[]}
+          editor={(p) => <TemplateEditor {...p} />}
+          columns={[
+            { key: 'name', title: t('Name') },
+            { key: 'channel', title: t('Channel') },
+            { key: 'header', title: t('Header / subject') },
+            { key: 'preview', title: t('Preview'), render: (i) => <span class="wrap">{renderTemplate(String(i.body ?? '')).slice(0, 120)}</span>, class: 'wrap' },
+          ]}
+        />
+      )}
+      {tab === 'history' && <ListTab path="alert-history" title={t('History')} />}
+      {tab === 'inbox' && (
+        <ListTab
+          path="inbox"
+          title={t('Inbox')}
+          extra={(i, reload) =>
+            i.phase === 'Read' || i.read === true ? null : (
+              <button class="link" onClick={async () => { await action(`inbox/${encodeURIComponent(String(i.id ?? i.name))}/read`).catch((e) => alert(e.message)); reload(); }}>{t('Mark read')}</button>
+            )
+          }
+        />
+      )}
+    </div>
+  );
+}
