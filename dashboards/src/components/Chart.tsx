@@ -110,7 +110,7 @@ export function Chart({ series, unit = 'none', height = 220, name = (s) => serie
       series: [{}, ...names.map((n, i) => ({ label: n, stroke: color(i), width: 1.5, points: { show: false }, spanGaps: false }))],
       axes: [
         { stroke: '#64748b', grid: { stroke: '#e2e8f0' } },
-        { stroke: '#64748b', grid: { stroke: '#e2e8f0' }, size: 70, values: (_u, vals) => vals.map((v) => fmtAxis(v, unit)) },
+        { stroke: '#64748b', grid: { stroke: '#e2e8f0' }, size: 84, values: (_u, vals) => vals.map((v) => fmtAxis(v, unit)) },
       ],
       plugins: [tooltipPlugin(unit, names)],
     };

@@ -1,5 +1,5 @@
 /** Explore: PromQL (instant/range, graph/table) and SQL over metrics, logs and events. */
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { query, queryRange, seriesName, type MatrixSeries, type QueryResult } from '../api/prom';
 import { sql, type Row } from '../api/sql';
 import { Chart } from '../components/Chart';
@@ -109,6 +109,11 @@ function PromQLTab() {
     }
   };
 
+  // A deep link (?q=…) runs its query once on arrival.
+  useEffect(() => {
+    if (q.trim()) run();
+  }, []);
+
   const count = out ? (out.kind === 'range' ? out.series.length : Array.isArray(out.result.result) && out.result.resultType !== 'scalar' && out.result.resultType !== 'string' ? out.result.result.length : 1) : 0;
   return (
     <section aria-label="PromQL">
@@ -132,6 +137,7 @@ function PromQLTab() {
         </div>
       )}
       {busy && !out && <Loading />}
+      {!busy && !out && error === undefined && <Empty>{t('Write a PromQL expression and run it.')}</Empty>}
       {error !== undefined && <ErrorBox error={error} />}
       {out && count === 0 && <Empty>{t('The query returned no data.')}</Empty>}
       {out && count > 0 && (out.kind === 'range' && view === 'graph' ? <Chart series={out.series} height={320} title={t('Result')} /> : <PromResultTable out={out} />)}

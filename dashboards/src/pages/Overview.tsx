@@ -33,6 +33,7 @@ async function perCluster(q: string): Promise<Map<string, number>> {
   const m = new Map<string, number>();
   try {
     for (const s of await vector(q)) m.set(s.metric.cluster_id ?? 'local', Number(s.value[1]));
+    if (/^(count|max by \(cluster_id\) \(k8s_cluster_(node|pod))/.test(q)) for (const [k, v] of m) m.set(k, Math.round(v));
   } catch {
     /* a missing metric family leaves the column blank */
   }

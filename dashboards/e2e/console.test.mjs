@@ -1,0 +1,168 @@
+// End-to-end: the console in real headless Chromium against a running `tidewatch up` with data in it.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { importMetrics, launchBrowser, pushLogs, repoRoot, screenshotDir, shot, startTidewatch, until } from './support.mjs';
+
+const NODE = 'e2e-node';
+const NEEDLE = 'needle-7f3a';
+const POLICY = `e2e-node-cpu-${Date.now() % 100000}`;
+
+let tw;
+let browser;
+let page;
+const pageErrors = [];
+const consoleErrors = [];
+
+before(async () => {
+  tw = await startTidewatch();
+  const now = Date.now();
+  // 60 samples over the last 30 minutes for one node of cluster "local".
+  const lines = [];
+  for (let i = 59; i >= 0; i--) {
+    const ts = now - i * 30000;
+    lines.push(`k8s_node_cpu_usage{cluster_id="local",node="${NODE}"} ${(40 + 20 * Math.sin(i / 6)).toFixed(3)} ${ts}`);
+    lines.push(`k8s_node_mem_usage{cluster_id="local",node="${NODE}"} ${(60 + (i % 5)).toFixed(3)} ${ts}`);
+  }
+  await importMetrics(tw.url, lines);
+  const logLines = [];
+  for (let i = 20; i >= 1; i--) logLines.push([now - i * 1000, i === 7 ? `checkout ${NEEDLE} completed order=42` : `GET /healthz 200 line=${i}`]);
+  await pushLogs(tw.url, { cluster_id: 'local', namespace: 'e2e', workload_name: 'shop', pod: 'e2e-pod', container: 'app' }, logLines);
+  // Both must be queryable before the browser looks (ingest may be asynchronous).
+  await until('imported metrics to be queryable', async () => {
+    const r = await fetch(`${tw.url}/api/v1/query?query=${encodeURIComponent(`k8s_node_cpu_usage{node="${NODE}"}`)}`);
+    return r.ok && (await r.json()).data?.result?.length > 0;
+  });
+  await until('pushed logs to be queryable', async () => {
+    const q = encodeURIComponent(`{namespace="e2e"} |= "${NEEDLE}"`);
+    const r = await fetch(`${tw.url}/loki/api/v1/query_range?query=${q}&start=${(now - 3600e3) * 1e6}&end=${(now + 60e3) * 1e6}`);
+    return r.ok && (await r.json()).data?.result?.length > 0;
+  });
+  browser = await launchBrowser();
+  page = await browser.context.newPage();
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
+  page.setDefaultTimeout(15000);
+});
+
+after(async () => {
+  await browser?.close();
+  await tw?.stop();
+  if (process.env.TIDEWATCH_UPDATE_DOC_SCREENSHOTS) {
+    const docs = path.join(repoRoot, 'docs', 'screenshots');
+    fs.mkdirSync(docs, { recursive: true });
+    for (const f of ['overview', 'monitoring-node', 'explore', 'logs', 'alerting-policies', 'overview-zh']) {
+      const src = path.join(screenshotDir, `${f}.png`);
+      if (fs.existsSync(src)) fs.copyFileSync(src, path.join(docs, `${f}.png`));
+    }
+  }
+});
+
+test('the binary serves the console at / with SPA fallback', async () => {
+  for (const p of ['/', '/monitoring']) {
+    const r = await fetch(tw.url + p);
+    assert.equal(r.status, 200, `GET ${p}`);
+    assert.match(await r.text(), /<div id="app">/, `GET ${p} is the console's index.html`);
+  }
+});
+
+test('log in as admin', async () => {
+  await page.goto(tw.url + '/');
+  await page.getByLabel('Username').fill('admin');
+  await page.getByLabel('Password').fill('wrong-password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('alert').waitFor();
+  await shot(page, 'login-error');
+  await page.getByLabel('Password').fill('admin');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  const nav = page.getByRole('navigation', { name: 'Main navigation' });
+  await nav.waitFor();
+  for (const name of ['Overview', 'Monitoring', 'Explore', 'Logs', 'Alerting', 'Platform']) {
+    assert.ok(await nav.getByRole('link', { name }).isVisible(), `admin sees ${name}`);
+  }
+  await page.getByRole('heading', { name: 'Overview' }).waitFor();
+  await shot(page, 'overview');
+});
+
+test("a node's monitoring page charts its data points, with a hover tooltip", async () => {
+  await page.goto(`${tw.url}/monitoring?level=node&cluster=local&node=${NODE}&range=1h`);
+  const chart = page.locator('section[aria-label="CPU usage"] figure.chart');
+  await chart.waitFor();
+  const points = Number(await chart.getAttribute('data-points'));
+  assert.ok(points >= 30, `CPU chart has ${points} points`);
+  const box = await chart.locator('.u-over').boundingBox();
+  await page.mouse.move(box.x + box.width * 0.9, box.y + box.height / 2);
+  const tip = chart.locator('.chart-tip');
+  await tip.waitFor({ state: 'visible' });
+  assert.match(await tip.innerText(), /%/, 'tooltip shows the value with its unit');
+  await shot(page, 'monitoring-node');
+});
+
+test('explore runs a PromQL query (graph and table) and shows a failed query\'s error', async () => {
+  await page.goto(`${tw.url}/explore`);
+  await page.locator('#promql').fill(`k8s_node_cpu_usage{node="${NODE}"}`);
+  await page.getByRole('button', { name: 'Run query' }).click();
+  const chart = page.locator('figure.chart');
+  await chart.waitFor();
+  assert.ok(Number(await chart.getAttribute('data-points')) >= 30);
+  await shot(page, 'explore');
+  await page.getByRole('button', { name: 'Table' }).click();
+  await page.getByRole('table', { name: 'Result' }).getByText(NODE).waitFor();
+  await page.locator('#promql').fill('sum(rate(k8s_node_cpu_usage[5m]');
+  await page.getByRole('button', { name: 'Run query' }).click();
+  const err = page.locator('.state.error .error-message');
+  await err.waitFor();
+  assert.ok((await err.innerText()).trim().length > 0, 'the error message is shown');
+  await shot(page, 'explore-error');
+});
+
+test('logs search finds and highlights a known line', async () => {
+  await page.goto(`${tw.url}/logs?namespace=e2e&search=${NEEDLE}&range=1h`);
+  const line = page.locator('ol.loglines li', { hasText: NEEDLE });
+  await line.waitFor();
+  assert.match(await line.innerText(), /checkout needle-7f3a completed order=42/);
+  assert.equal(await line.locator('mark').innerText(), NEEDLE);
+  assert.equal(await page.locator('ol.loglines li').count(), 1, 'only the matching line is listed');
+  await shot(page, 'logs');
+});
+
+test('create an alarm policy and see it listed', async () => {
+  await page.goto(`${tw.url}/alerting?tab=policies`);
+  await page.getByRole('button', { name: 'Create policy' }).click();
+  const form = page.getByRole('form', { name: 'Alarm policy' });
+  await form.getByLabel('Policy name').fill(POLICY);
+  await shot(page, 'alerting-policy-form');
+  await form.getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('table', { name: 'Alarm policies' }).getByRole('cell', { name: POLICY, exact: true }).waitFor();
+  await shot(page, 'alerting-policies');
+  const r = await page.request.get(`${tw.url}/api/platform/v1/alarm-policies`);
+  assert.equal(r.status(), 200);
+  assert.ok(JSON.stringify(await r.json()).includes(POLICY), 'the policy is stored');
+});
+
+test('switch language to Simplified Chinese and back', async () => {
+  await page.goto(`${tw.url}/`);
+  await page.getByRole('button', { name: 'Switch language' }).click();
+  const nav = page.getByRole('navigation', { name: '主导航' });
+  await nav.getByRole('link', { name: '概览' }).waitFor();
+  assert.equal(await page.locator('html').getAttribute('lang'), 'zh-CN');
+  await nav.getByRole('link', { name: '监控' }).waitFor();
+  await shot(page, 'overview-zh');
+  await page.reload();
+  await page.getByRole('navigation', { name: '主导航' }).waitFor(); // the choice persists
+  await page.getByRole('button', { name: '切换语言' }).click();
+  await page.getByRole('navigation', { name: 'Main navigation' }).getByRole('link', { name: 'Overview' }).waitFor();
+});
+
+test('every page renders without script errors', async () => {
+  const pages = { events: '/events', 'alerting-firing': '/alerting?tab=firing', 'alerting-templates': '/alerting?tab=templates', 'platform-clusters': '/platform', 'platform-businesses': '/platform?tab=businesses', 'monitoring-cluster': '/monitoring?level=cluster&cluster=local', 'explore-sql': '/explore?tab=sql' };
+  for (const [name, p] of Object.entries(pages)) {
+    await page.goto(tw.url + p);
+    await page.locator('main h1').waitFor();
+    await page.waitForLoadState('networkidle');
+    await shot(page, name);
+  }
+  if (consoleErrors.length) console.log(`console errors (failed requests are listed here, not failed on):\n  ${consoleErrors.join('\n  ')}`);
+  assert.deepEqual(pageErrors, [], 'no uncaught script errors');
+});

@@ -1,0 +1,124 @@
+// Helpers for the browser tests: start `tidewatch up` on a free port, push data, drive Chromium.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const screenshotDir = path.join(repoRoot, 'target', 'screenshots');
+
+/** The binary under test: $TIDEWATCH_BIN, else $CARGO_TARGET_DIR/debug/tidewatch. */
+export function tidewatchBin() {
+  if (process.env.TIDEWATCH_BIN) return process.env.TIDEWATCH_BIN;
+  const target = process.env.CARGO_TARGET_DIR || path.join(os.homedir(), '.cache', 'tidewatch-target');
+  return path.join(target, 'debug', 'tidewatch');
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `f` until it returns a truthy value or the deadline passes (then throws with the last error). */
+export async function until(what, f, timeoutMs = 30000, everyMs = 200) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      const v = await f();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
+}
+
+/**
+ * Starts `tidewatch up` with a temp data dir on a free port (or uses $TIDEWATCH_URL when set)
+ * and waits for /-/ready. Returns {url, stop}.
+ */
+export async function startTidewatch() {
+  if (process.env.TIDEWATCH_URL) return { url: process.env.TIDEWATCH_URL.replace(/\/$/, ''), stop: async () => {}, logFile: null };
+  const bin = tidewatchBin();
+  if (!fs.existsSync(bin)) throw new Error(`tidewatch binary not found at ${bin} (build it with cargo build, or set TIDEWATCH_BIN)`);
+  const port = await freePort();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-e2e-'));
+  const logDir = path.join(repoRoot, 'target', 'e2e-logs');
+  fs.mkdirSync(logDir, { recursive: true });
+  const logFile = path.join(logDir, 'tidewatch-up.log');
+  const log = fs.openSync(logFile, 'w');
+  const child = spawn(bin, ['up', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], { stdio: ['ignore', log, log] });
+  let exited = null;
+  child.on('exit', (code, sig) => (exited = `exited with ${code ?? sig}`));
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await until('tidewatch /-/ready', async () => {
+      if (exited) throw new Error(`tidewatch ${exited}; see ${logFile}`);
+      return (await fetch(`${url}/-/ready`)).ok;
+    }, 60000);
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw e;
+  }
+  const stop = async () => {
+    if (exited) return;
+    const done = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), 10000);
+    await done;
+    clearTimeout(t);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  };
+  return { url, stop, logFile };
+}
+
+/** Imports samples in Prometheus text format with millisecond timestamps. */
+export async function importMetrics(url, lines) {
+  const r = await fetch(`${url}/api/v1/import/prometheus`, { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: lines.join('\n') + '\n' });
+  if (!r.ok) throw new Error(`import/prometheus: HTTP ${r.status}: ${await r.text()}`);
+}
+
+/** Pushes log lines through the Loki JSON push API. */
+export async function pushLogs(url, stream, lines) {
+  const body = { streams: [{ stream, values: lines.map(([tsMs, line]) => [`${BigInt(Math.floor(tsMs)) * 1000000n}`, line]) }] };
+  const r = await fetch(`${url}/loki/api/v1/push`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  if (!r.ok) throw new Error(`loki push: HTTP ${r.status}: ${await r.text()}`);
+}
+
+/** Launches Debian's Chromium headless with the flags from shared/ENVIRONMENT.md. */
+export async function launchBrowser() {
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-chromium-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    viewport: { width: 1400, height: 900 },
+    locale: 'en-US',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  return {
+    context,
+    close: async () => {
+      await context.close();
+      fs.rmSync(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Saves a full-page screenshot under target/screenshots/. */
+export async function shot(page, name) {
+  fs.mkdirSync(screenshotDir, { recursive: true });
+  const file = path.join(screenshotDir, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
