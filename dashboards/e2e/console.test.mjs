@@ -15,8 +15,13 @@ let page;
 const pageErrors = [];
 const consoleErrors = [];
 
-before(async () => {
-  tw = await startTidewatch();
+/** Runs `f` once and shares its promise (each test seeds only the data it needs). */
+const once = (f) => {
+  let p;
+  return () => (p ??= f());
+};
+
+const seedMetrics = once(async () => {
   const now = Date.now();
   // 60 samples over the last 30 minutes for one node of cluster "local".
   const lines = [];
@@ -26,19 +31,27 @@ before(async () => {
     lines.push(`k8s_node_mem_usage{cluster_id="local",node="${NODE}"} ${(60 + (i % 5)).toFixed(3)} ${ts}`);
   }
   await importMetrics(tw.url, lines);
-  const logLines = [];
-  for (let i = 20; i >= 1; i--) logLines.push([now - i * 1000, i === 7 ? `checkout ${NEEDLE} completed order=42` : `GET /healthz 200 line=${i}`]);
-  await pushLogs(tw.url, { cluster_id: 'local', namespace: 'e2e', workload_name: 'shop', pod: 'e2e-pod', container: 'app' }, logLines);
-  // Both must be queryable before the browser looks (ingest may be asynchronous).
+  // Ingest may be asynchronous: wait until the samples are queryable.
   await until('imported metrics to be queryable', async () => {
     const r = await fetch(`${tw.url}/api/v1/query?query=${encodeURIComponent(`k8s_node_cpu_usage{node="${NODE}"}`)}`);
     return r.ok && (await r.json()).data?.result?.length > 0;
   });
+});
+
+const seedLogs = once(async () => {
+  const now = Date.now();
+  const logLines = [];
+  for (let i = 20; i >= 1; i--) logLines.push([now - i * 1000, i === 7 ? `checkout ${NEEDLE} completed order=42` : `GET /healthz 200 line=${i}`]);
+  await pushLogs(tw.url, { cluster_id: 'local', namespace: 'e2e', workload_name: 'shop', pod: 'e2e-pod', container: 'app' }, logLines);
   await until('pushed logs to be queryable', async () => {
     const q = encodeURIComponent(`{namespace="e2e"} |= "${NEEDLE}"`);
     const r = await fetch(`${tw.url}/loki/api/v1/query_range?query=${q}&start=${(now - 3600e3) * 1e6}&end=${(now + 60e3) * 1e6}`);
     return r.ok && (await r.json()).data?.result?.length > 0;
   });
+});
+
+before(async () => {
+  tw = await startTidewatch();
   browser = await launchBrowser();
   page = await browser.context.newPage();
   page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -67,8 +80,11 @@ test('the binary serves the console at / with SPA fallback', async () => {
   }
 });
 
-test('log in as admin', async () => {
+test('log in as admin', async (t) => {
   await page.goto(tw.url + '/');
+  await page.getByLabel('Username').waitFor();
+  const fcp = await page.evaluate(() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime);
+  t.diagnostic(`first contentful paint of the login page: ${Math.round(fcp)} ms`);
   await page.getByLabel('Username').fill('admin');
   await page.getByLabel('Password').fill('wrong-password');
   await page.getByRole('button', { name: 'Sign in' }).click();
@@ -86,6 +102,7 @@ test('log in as admin', async () => {
 });
 
 test("a node's monitoring page charts its data points, with a hover tooltip", async () => {
+  await seedMetrics();
   await page.goto(`${tw.url}/monitoring?level=node&cluster=local&node=${NODE}&range=1h`);
   const chart = page.locator('section[aria-label="CPU usage"] figure.chart');
   await chart.waitFor();
@@ -100,6 +117,7 @@ test("a node's monitoring page charts its data points, with a hover tooltip", as
 });
 
 test('explore runs a PromQL query (graph and table) and shows a failed query\'s error', async () => {
+  await seedMetrics();
   await page.goto(`${tw.url}/explore`);
   await page.locator('#promql').fill(`k8s_node_cpu_usage{node="${NODE}"}`);
   await page.getByRole('button', { name: 'Run query' }).click();
@@ -117,7 +135,32 @@ test('explore runs a PromQL query (graph and table) and shows a failed query\'s 
   await shot(page, 'explore-error');
 });
 
+test('a chart of 10,000 points renders', async (t) => {
+  // 20 series x 500 samples, queried at the samples' own 10 s step over a custom range.
+  const end = Math.floor(Date.now() / 10000) * 10;
+  const start = end - 4990;
+  const lines = [];
+  for (let s = 0; s < 20; s++) for (let i = 0; i < 500; i++) lines.push(`e2e_dense{series="s${s}"} ${(s * 10 + Math.sin(i / 20) * 5).toFixed(3)} ${(start + i * 10) * 1000}`);
+  await importMetrics(tw.url, lines);
+  await until('dense series to be queryable', async () => {
+    const r = await fetch(`${tw.url}/api/v1/query_range?query=e2e_dense&start=${start}&end=${end}&step=10`);
+    return r.ok && (await r.json()).data?.result?.length === 20;
+  });
+  await page.goto(`${tw.url}/explore?q=e2e_dense&from=${start}&to=${end}`);
+  await page.waitForFunction(() => Number(document.querySelector('figure.chart')?.getAttribute('data-points')) >= 10000);
+  const ms = await page.evaluate(async () => {
+    await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+    return performance.getEntriesByName('tw-chart-render').pop()?.duration;
+  });
+  t.diagnostic(`10,000-point chart: aligned and drawn by the next frame in ${ms?.toFixed(1)} ms`);
+  const box = await page.locator('figure.chart .u-over').boundingBox();
+  await page.mouse.move(box.x + box.width / 3, box.y + 20);
+  await page.locator('figure.chart .chart-tip').waitFor({ state: 'visible' });
+  await shot(page, 'explore-10k');
+});
+
 test('logs search finds and highlights a known line', async () => {
+  await seedLogs();
   await page.goto(`${tw.url}/logs?namespace=e2e&search=${NEEDLE}&range=1h`);
   const line = page.locator('ol.loglines li', { hasText: NEEDLE });
   await line.waitFor();

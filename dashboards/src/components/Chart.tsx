@@ -114,7 +114,10 @@ export function Chart({ series, unit = 'none', height = 220, name = (s) => serie
       ],
       plugins: [tooltipPlugin(unit, names)],
     };
+    const t0 = performance.now();
     plot.current = new uPlot(opts, align(series), el);
+    // Exposed for the browser tests' render-time figure: alignment, first draw, up to the next frame.
+    requestAnimationFrame(() => performance.measure('tw-chart-render', { start: t0, end: performance.now(), detail: { points } }));
     const ro = new ResizeObserver(() => plot.current?.setSize({ width: Math.max(200, el.clientWidth), height }));
     ro.observe(el);
     return () => {
@@ -123,7 +126,7 @@ export function Chart({ series, unit = 'none', height = 220, name = (s) => serie
       plot.current = null;
     };
     // Re-create on any change of series identity, unit or height.
-  }, [series, unit, height]);
+  }, [series, unit, height]); // eslint-disable-line react-hooks/exhaustive-deps
 
   return (
     <figure class="chart" aria-label={title ?? 'chart'} data-points={points} data-series={series.length}>
