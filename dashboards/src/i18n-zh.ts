@@ -275,4 +275,9 @@ export const zh: Record<string, string> = {
   Scope: '范围',
   Effect: '效果',
   Resources: '资源',
+  'Stop repeating notifications until it resolves (24 h)': '在恢复前停止重复通知（24 小时）',
+  Acknowledge: '认领',
+  Receiver: '接收人',
+  'Firing / resolved': '告警 / 恢复',
+  Delivered: '发送结果',
 };

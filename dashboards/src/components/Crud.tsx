@@ -22,13 +22,18 @@ export interface CrudProps {
   editor?: (p: { initial: Item; onSubmit: (v: Record<string, unknown>) => Promise<unknown>; onCancel: () => void }) => ComponentChildren;
   extraActions?: (i: Item, reload: () => void) => ComponentChildren;
   empty?: string;
+  /** Turns a stored item into the form's initial value (UI-only fields). */
+  prepare?: (i: Item) => Item;
+  /** Turns the form's value into the request body (drops UI-only fields). */
+  transform?: (v: Record<string, unknown>) => Record<string, unknown>;
 }
 
-export function Crud({ path, title, noun, columns, fields, defaults = {}, editable = true, copyable = false, editor, extraActions, empty }: CrudProps) {
+export function Crud({ path, title, noun, columns, fields, defaults = {}, editable = true, copyable = false, editor, extraActions, empty, prepare = (i) => i, transform = (v) => v }: CrudProps) {
   const a = useAsync(() => list(path), [path]);
   const [editing, setEditing] = useState<{ item: Item; mode: 'create' | 'edit' | 'copy' } | null>(null);
   const close = () => setEditing(null);
-  const submit = async (v: Record<string, unknown>) => {
+  const submit = async (raw: Record<string, unknown>) => {
+    const v = transform(raw);
     if (editing?.mode === 'edit') await update(path, idOf(editing.item), v);
     else {
       const { id: _id, ...rest } = v;
@@ -78,7 +83,7 @@ export function Crud({ path, title, noun, columns, fields, defaults = {}, editab
       </Show>
       {editing && (
         <Modal title={modalTitle} onClose={close}>
-          {editor ? editor({ initial: editing.item, onSubmit: submit, onCancel: close }) : <ObjectForm fields={fields} initial={editing.item} onSubmit={submit} onCancel={close} />}
+          {editor ? editor({ initial: prepare(editing.item), onSubmit: submit, onCancel: close }) : <ObjectForm fields={fields} initial={prepare(editing.item)} onSubmit={submit} onCancel={close} />}
         </Modal>
       )}
     </section>

@@ -1,5 +1,6 @@
 /** Alerting: policies, firing alerts, silences, receivers, receiver groups, channels, templates, history, inbox. */
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
+import { ApiError } from '../api/http';
 import { alerts, createSilence, expireSilence, silences, type Alert, type Matcher } from '../api/am';
 import { action, list, type Item } from '../api/platform';
 import { canEditAlerting, user } from '../auth';
@@ -7,7 +8,7 @@ import { Crud, namesOf } from '../components/Crud';
 import { ObjectForm, type FieldSpec } from '../components/Form';
 import { Modal } from '../components/Modal';
 import { Show, useAsync } from '../components/State';
-import { autoColumns, cell, Table } from '../components/Table';
+import { autoColumns, cell, Table, type Column } from '../components/Table';
 import { Tabs } from '../components/Tabs';
 import { t } from '../i18n';
 import { useRoute } from '../router';
@@ -17,7 +18,7 @@ import { emptyPolicy, PolicyEditor, preview, toPolicy } from './PolicyEditor';
 /** Sample TKEStack template variables for the template preview. */
 export const SAMPLE_VARS: Record<string, string> = {
   alertName: 'k8s_node_cpu_usage',
-  alertStatus: 'firing',
+  status: 'firing',
   startsAt: new Date().toISOString(),
   alarmPolicyType: 'node',
   alarmPolicyName: 'node-cpu-high',
@@ -44,24 +45,47 @@ export function renderTemplate(s: string, vars: Record<string, string> = SAMPLE_
 
 const csv = (v: unknown) => (Array.isArray(v) ? v.join(', ') : cell(v));
 
+/** Renders a template through the server (`POST templates/preview`), falling back to a local render. */
+function usePreview(header: string, body: string) {
+  const [out, setOut] = useState<{ header: string; body: string; error?: string; local?: boolean }>({ header: renderTemplate(header), body: renderTemplate(body), local: true });
+  useEffect(() => {
+    const h = setTimeout(async () => {
+      try {
+        const r = (await action('templates/preview', { header, body })) as { header?: string; body?: string };
+        setOut({ header: r.header ?? '', body: r.body ?? '' });
+      } catch (e) {
+        const err = e as ApiError;
+        // A template error from the server is worth showing; a missing endpoint is not.
+        if (err.status === 400) setOut({ header: renderTemplate(header), body: renderTemplate(body), error: err.message, local: true });
+        else setOut({ header: renderTemplate(header), body: renderTemplate(body), local: true });
+      }
+    }, 250);
+    return () => clearTimeout(h);
+  }, [header, body]);
+  return out;
+}
+
 function TemplateEditor({ initial, onSubmit, onCancel }: { initial: Item; onSubmit: (v: Record<string, unknown>) => Promise<unknown>; onCancel: () => void }) {
   const [v, setV] = useState<Record<string, unknown>>(initial);
+  const pv = usePreview(String(v.header ?? ''), String(v.body ?? ''));
   const fields: FieldSpec[] = [
     { key: 'name', label: t('Name'), required: true },
     { key: 'channel', label: t('Channel'), type: 'select', options: namesOf('channels'), required: true },
-    { key: 'header', label: t('Header / subject'), placeholder: '[{{.alertStatus}}] {{.alarmPolicyName}}' },
-    { key: 'body', label: t('Body'), type: 'textarea', placeholder: '{{.summary}}' },
+    { key: 'display_name', label: t('Display name') },
+    { key: 'header', label: t('Header / subject'), placeholder: '[{{ status }}] {{ alarmPolicyName }}' },
+    { key: 'body', label: t('Body'), type: 'textarea', placeholder: '{{ summary }}' },
   ];
   return (
     <div class="template-editor">
       <ObjectForm fields={fields} initial={initial} onSubmit={onSubmit} onCancel={onCancel} onChange={setV} />
       <section class="preview-pane" aria-label={t('Preview')}>
         <h4>{t('Preview with sample values')}</h4>
-        <div class="preview-header">{renderTemplate(String(v.header ?? ''))}</div>
-        <pre class="preview">{renderTemplate(String(v.body ?? ''))}</pre>
+        {pv.error && <div class="state error" role="alert">{pv.error}</div>}
+        <div class="preview-header">{pv.header}</div>
+        <pre class="preview" aria-label={t('Preview')}>{pv.body}</pre>
         <details>
           <summary>{t('Variables')}</summary>
-          <ul class="vars">{Object.keys(SAMPLE_VARS).map((k) => <li key={k}><code>{`{{.${k}}}`}</code></li>)}</ul>
+          <ul class="vars">{Object.keys(SAMPLE_VARS).map((k) => <li key={k}><code>{`{{ ${k} }}`}</code></li>)}</ul>
         </details>
       </section>
     </div>
@@ -127,7 +151,29 @@ function FiringTab() {
               { key: 'labels', title: t('Labels'), render: (x) => Object.entries(x.labels).filter(([k]) => k !== 'alertname').map(([k, v]) => `${k}=${v}`).join(', '), class: 'wrap' },
               { key: 'summary', title: t('Summary'), render: (x) => x.annotations.summary ?? x.annotations.description ?? '', class: 'wrap' },
               { key: 'since', title: t('Since'), render: (x) => new Date(x.startsAt).toLocaleString() },
-              { key: 'act', title: t('Actions'), render: (x) => <button class="link" onClick={() => setSilence(matchersOf(x))}>{t('Silence')}</button> },
+              {
+                key: 'act',
+                title: t('Actions'),
+                render: (x) => (
+                  <span class="row-actions">
+                    <button class="link" onClick={() => setSilence(matchersOf(x))}>{t('Silence')}</button>
+                    <button
+                      class="link"
+                      title={t('Stop repeating notifications until it resolves (24 h)')}
+                      onClick={async () => {
+                        try {
+                          await action(`alerts/${encodeURIComponent(x.fingerprint)}/ack`, { by: user.get()?.name ?? '', comment: '', duration: '24h' });
+                          a.reload();
+                        } catch (e) {
+                          alert((e as Error).message);
+                        }
+                      }}
+                    >
+                      {t('Acknowledge')}
+                    </button>
+                  </span>
+                ),
+              },
             ]}
           />
         )}
@@ -174,14 +220,14 @@ function SilencesTab() {
   );
 }
 
-function ListTab({ path, title, extra }: { path: string; title: string; extra?: (i: Item, reload: () => void) => preact.JSX.Element | null }) {
+function ListTab({ path, title, extra, columns }: { path: string; title: string; extra?: (i: Item, reload: () => void) => preact.JSX.Element | null; columns?: Column<Item>[] }) {
   const a = useAsync(() => list(path), [path]);
   return (
     <section class="panel wide" aria-label={title}>
       <div class="panel-head"><h3>{title}</h3><button onClick={a.reload}>{t('Refresh')}</button></div>
       <Show a={a}>
         {(rows) => {
-          const cols = autoColumns(rows, 10);
+          const cols = columns ?? autoColumns(rows, 10);
           return <Table label={title} rows={rows} columns={extra ? [...cols, { key: '_act', title: t('Actions'), render: (i) => extra(i, a.reload) }] : cols} />;
         }}
       </Show>
@@ -279,21 +325,25 @@ export function AlertingPage() {
           title={t('Channels')}
           noun="channel"
           editable={editable}
-          defaults={{ type: 'smtp' }}
+          defaults={{ kind: 'smtp', smtp: { port: 25, tls: 'plain' } }}
+          prepare={(i) => ({ ...i, kind: i.webhook ? 'webhook' : 'smtp' })}
+          transform={({ kind, smtp, webhook, ...rest }) => (kind === 'webhook' ? { ...rest, webhook } : { ...rest, smtp })}
           fields={[
             { key: 'name', label: t('Name'), required: true },
-            { key: 'type', label: t('Type'), type: 'select', options: ['smtp', 'webhook'], required: true },
-            { key: 'smtp.host', label: t('SMTP host'), when: (v) => v.type === 'smtp', required: true },
-            { key: 'smtp.port', label: t('SMTP port'), type: 'number', when: (v) => v.type === 'smtp' },
-            { key: 'smtp.tls', label: 'TLS', type: 'checkbox', when: (v) => v.type === 'smtp' },
-            { key: 'smtp.email', label: t('Sender email'), when: (v) => v.type === 'smtp' },
-            { key: 'smtp.password', label: t('Password'), type: 'password', when: (v) => v.type === 'smtp' },
-            { key: 'webhook.url', label: t('Webhook URL'), when: (v) => v.type === 'webhook', required: true },
-            { key: 'webhook.headers', label: t('Headers (JSON)'), type: 'json', when: (v) => v.type === 'webhook' },
+            { key: 'display_name', label: t('Display name') },
+            { key: 'kind', label: t('Type'), type: 'select', options: ['smtp', 'webhook'], required: true },
+            { key: 'smtp.host', label: t('SMTP host'), when: (v) => v.kind === 'smtp', required: true },
+            { key: 'smtp.port', label: t('SMTP port'), type: 'number', when: (v) => v.kind === 'smtp', required: true },
+            { key: 'smtp.tls', label: 'TLS', type: 'select', options: ['plain', 'starttls', 'tls'], when: (v) => v.kind === 'smtp' },
+            { key: 'smtp.email', label: t('Sender email'), when: (v) => v.kind === 'smtp', required: true },
+            { key: 'smtp.username', label: t('Username'), when: (v) => v.kind === 'smtp' },
+            { key: 'smtp.password', label: t('Password'), type: 'password', when: (v) => v.kind === 'smtp' },
+            { key: 'webhook.url', label: t('Webhook URL'), when: (v) => v.kind === 'webhook', required: true },
+            { key: 'webhook.headers', label: t('Headers (JSON)'), type: 'json', when: (v) => v.kind === 'webhook' },
           ]}
           columns={[
             { key: 'name', title: t('Name') },
-            { key: 'type', title: t('Type') },
+            { key: 'type', title: t('Type'), render: (i) => (i.webhook ? 'webhook' : 'smtp') },
             { key: 'target', title: t('Target'), render: (i) => cell((i.smtp as Record<string, unknown> | undefined)?.host ?? (i.webhook as Record<string, unknown> | undefined)?.url) },
           ]}
         />
@@ -314,11 +364,32 @@ export function AlertingPage() {
           ]}
         />
       )}
-      {tab === 'history' && <ListTab path="alert-history" title={t('History')} />}
+      {tab === 'history' && (
+        <ListTab
+          path="alert-history"
+          title={t('History')}
+          columns={[
+            { key: 'time', title: t('Time'), render: (i) => new Date(String(i.time)).toLocaleString() },
+            { key: 'alertnames', title: t('Alert'), render: (i) => csv(i.alertnames) },
+            { key: 'receiver', title: t('Receiver'), render: (i) => cell(i.receiver) },
+            { key: 'integration', title: t('Channel'), render: (i) => cell(i.integration) },
+            { key: 'firing', title: t('Firing / resolved'), render: (i) => `${(i.firing as unknown[] | undefined)?.length ?? 0} / ${(i.resolved as unknown[] | undefined)?.length ?? 0}` },
+            { key: 'ok', title: t('Delivered'), render: (i) => (i.ok ? <span class="pill ok">✓</span> : <span class="pill bad" title={cell(i.error)}>{cell(i.error) || '✗'}</span>) },
+          ]}
+        />
+      )}
       {tab === 'inbox' && (
         <ListTab
           path="inbox"
           title={t('Inbox')}
+          columns={[
+            { key: 'created_at', title: t('Time'), render: (i) => new Date(String(i.created_at)).toLocaleString() },
+            { key: 'status', title: t('State'), render: (i) => <span class={`pill ${i.alert_status === 'firing' ? 'bad' : 'ok'}`}>{cell(i.alert_status)}</span> },
+            { key: 'header', title: t('Header / subject'), render: (i) => (i.read ? cell(i.header) : <b>{cell(i.header)}</b>), class: 'wrap' },
+            { key: 'body', title: t('Body'), render: (i) => cell(i.body), class: 'wrap' },
+            { key: 'receiver', title: t('Receiver'), render: (i) => cell(i.receiver) },
+            { key: 'policy', title: t('Alarm policy'), render: (i) => cell(i.alarm_policy_name) },
+          ]}
           extra={(i, reload) =>
             i.phase === 'Read' || i.read === true ? null : (
               <button class="link" onClick={async () => { await action(`inbox/${encodeURIComponent(String(i.id ?? i.name))}/read`).catch((e) => alert(e.message)); reload(); }}>{t('Mark read')}</button>

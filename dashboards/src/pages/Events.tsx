@@ -6,13 +6,13 @@ import { Table } from '../components/Table';
 import { t } from '../i18n';
 import { setParams, useRoute } from '../router';
 
-/** Column aliases, since event rows may name involved-object fields either way. */
+/** Column aliases: the aggregator's `events` table uses `involved_*` for the object; other names are accepted. */
 const COLS: Record<string, string[]> = {
   time: ['last_timestamp', 'timestamp', 'time', 'ts', 'event_time', 'first_timestamp'],
   cluster: ['cluster_id', 'cluster'],
-  namespace: ['namespace', 'involved_object_namespace'],
-  kind: ['kind', 'involved_object_kind', 'object_kind'],
-  name: ['name', 'involved_object_name', 'object_name'],
+  namespace: ['involved_namespace', 'namespace', 'involved_object_namespace'],
+  kind: ['involved_kind', 'kind', 'involved_object_kind', 'object_kind'],
+  name: ['involved_name', 'involved_object_name', 'object_name', 'name'],
   type: ['type'],
   reason: ['reason'],
   message: ['message'],
@@ -20,7 +20,7 @@ const COLS: Record<string, string[]> = {
 };
 
 const val = (r: Row, f: string) => {
-  for (const k of COLS[f]) if (r[k] !== undefined && r[k] !== null) return r[k];
+  for (const k of COLS[f]) if (r[k] !== undefined && r[k] !== null && r[k] !== '') return r[k];
   return undefined;
 };
 const str = (v: unknown) => (v === undefined ? '' : String(v));

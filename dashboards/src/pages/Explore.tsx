@@ -1,10 +1,10 @@
 /** Explore: PromQL (instant/range, graph/table) and SQL over metrics, logs and events. */
 import { useEffect, useState } from 'preact/hooks';
 import { query, queryRange, seriesName, type MatrixSeries, type QueryResult } from '../api/prom';
-import { sql, type Row } from '../api/sql';
+import { sqlTable, type Row } from '../api/sql';
 import { Chart } from '../components/Chart';
 import { Empty, ErrorBox, Loading } from '../components/State';
-import { autoColumns, Table } from '../components/Table';
+import { Table } from '../components/Table';
 import { Tabs } from '../components/Tabs';
 import { TimePicker } from '../components/TimePicker';
 import { t } from '../i18n';
@@ -150,14 +150,14 @@ function SQLTab() {
   const [q, setQ] = useState(r.params.get('sql') ?? 'SELECT * FROM events ORDER BY 1 DESC LIMIT 100');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>();
-  const [rows, setRows] = useState<{ rows: Row[]; ms: number }>();
+  const [rows, setRows] = useState<{ rows: Row[]; columns: string[]; ms: number }>();
   const run = async () => {
     setParams({ sql: q });
     setBusy(true);
     setError(undefined);
     const t0 = performance.now();
     try {
-      setRows({ rows: await sql(q), ms: performance.now() - t0 });
+      setRows({ ...(await sqlTable(q)), ms: performance.now() - t0 });
     } catch (e) {
       setError(e);
       setRows(undefined);
@@ -174,7 +174,7 @@ function SQLTab() {
       </div>
       {error !== undefined && <ErrorBox error={error} />}
       {rows && <p class="muted result-meta">{t('{n} rows in {ms} ms', { n: rows.rows.length, ms: Math.round(rows.ms) })}</p>}
-      {rows && <Table label={t('Result')} rows={rows.rows} columns={autoColumns(rows.rows, 50)} empty={t('The query returned no rows.')} />}
+      {rows && <Table label={t('Result')} rows={rows.rows} columns={rows.columns.map((c) => ({ key: c, title: c }))} empty={t('The query returned no rows.')} />}
     </section>
   );
 }

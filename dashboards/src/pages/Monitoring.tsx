@@ -1,5 +1,5 @@
 /** Monitoring at five levels: cluster → node → workload → pod → container, with drill-down. */
-import { useCallback, useMemo, useState } from 'preact/hooks';
+import { useCallback, useEffect, useMemo, useState } from 'preact/hooks';
 import { esc, labelValues, selector, series, vector, type Labels } from '../api/prom';
 import { CHARTS, LEVELS, matchers, type Level, type Target } from '../catalog';
 import { Link } from '../components/Link';
@@ -56,6 +56,10 @@ function Pickers({ level, target }: { level: Level; target: Target }) {
   );
   const pods = useValues('pod_name', 'k8s_pod_cpu_core_used', { ...c, namespace: target.namespace }, (level === 'pod' || level === 'container') && !!target.namespace);
   const containers = useValues('container_name', 'k8s_container_cpu_core_used', { ...c, namespace: target.namespace, pod_name: target.pod }, level === 'container' && !!target.pod);
+  // On a node page without a node chosen, open the first one (in `tidewatch up` there is exactly one).
+  useEffect(() => {
+    if (level === 'node' && !target.node && nodes.data?.length) setParams({ node: nodes.data[0] }, true);
+  }, [level, target.node, nodes.data]);
   const wl = (workloads.data ?? []).map((s: Labels) => `${s.workload_kind}/${s.workload_name}`);
   return (
     <div class="pickers">

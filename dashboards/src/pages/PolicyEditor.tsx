@@ -11,7 +11,7 @@ import { namesOf } from '../components/Crud';
 import { useAsync } from '../components/State';
 import { t } from '../i18n';
 
-export interface PolicyMetric { metric_name: string; display_name?: string; evaluator: { type: 'gt' | 'lt' | 'eq'; value: string }; continue_period: number; unit?: string }
+export interface PolicyMetric { metric_name: string; display_name?: string; measurement?: string; evaluator: { type: 'gt' | 'lt' | 'eq'; value: string }; continue_period: number; unit?: string }
 export interface PolicyRule { alert?: string; expr: string; for?: string; severity?: string; summary?: string }
 export interface Policy {
   id?: string | number;
@@ -29,6 +29,7 @@ export interface Policy {
   receiver_groups: string[];
   receivers: string[];
   notify_ways: { channel: string; template: string }[];
+  version?: number;
 }
 
 export const emptyPolicy = (): Policy => ({
@@ -95,9 +96,11 @@ export function PolicyEditor({ initial, onSubmit, onCancel }: { initial: Record<
         setBusy(true);
         setErr(null);
         try {
-          const body: Record<string, unknown> = { ...p };
-          if (p.mode === 'template') body.rules = [];
-          else body.metrics = [];
+          // `mode` is UI state; raw PromQL rules travel as `rules` (template metrics as `metrics`).
+          const { mode: _mode, rules, ...rest } = p;
+          void _mode;
+          const body: Record<string, unknown> =
+            p.mode === 'template' ? { ...rest, metrics: p.metrics.map((m) => ({ ...m, measurement: m.measurement || `k8s_${p.type}` })) } : { ...rest, metrics: [], rules };
           await onSubmit(body);
         } catch (x) {
           setErr(x as Error);
