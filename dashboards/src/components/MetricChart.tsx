@@ -30,7 +30,10 @@ export function MetricChart({ title, expr, unit, start, end, height }: { title: 
       ) : a.data === undefined ? (
         <div class="chart-placeholder" style={{ height: height ?? 200 }} aria-busy="true" />
       ) : a.data.length === 0 ? (
-        <Empty>{t('No data for {q}', { q: expr })}</Empty>
+        <Empty>
+          {t('No data')}
+          <code class="empty-expr">{expr}</code>
+        </Empty>
       ) : (
         <Chart series={a.data} unit={unit} title={title} height={height ?? 200} name={shortNames(a.data)} />
       )}

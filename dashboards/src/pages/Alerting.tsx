@@ -13,35 +13,9 @@ import { Tabs } from '../components/Tabs';
 import { t } from '../i18n';
 import { useRoute } from '../router';
 import { useStore } from '../store';
-import { emptyPolicy, PolicyEditor, preview, toPolicy } from './PolicyEditor';
-
-/** Sample TKEStack template variables for the template preview. */
-export const SAMPLE_VARS: Record<string, string> = {
-  alertName: 'k8s_node_cpu_usage',
-  status: 'firing',
-  startsAt: new Date().toISOString(),
-  alarmPolicyType: 'node',
-  alarmPolicyName: 'node-cpu-high',
-  clusterID: 'local',
-  clusterDisplayName: 'local',
-  value: '93.20',
-  unit: '%',
-  evaluateType: 'gt',
-  evaluateValue: '90',
-  metricDisplayName: 'CPU utilization',
-  namespace: 'default',
-  workloadKind: 'Deployment',
-  workloadName: 'web',
-  podName: 'web-7d4b9c-x2x9q',
-  nodeName: 'node-1',
-  nodeRole: 'Node',
-  summary: 'node-1 CPU utilization 93.20% > 90%',
-};
-
-/** Renders `{{.var}}` (Go) and `{{ var }}` (Jinja) placeholders with sample values. */
-export function renderTemplate(s: string, vars: Record<string, string> = SAMPLE_VARS): string {
-  return s.replace(/\{\{\s*\.?([A-Za-z_][\w]*)\s*\}\}/g, (m, k: string) => vars[k] ?? m);
-}
+import { PolicyEditor } from './PolicyEditor';
+import { emptyPolicy, preview, toPolicy } from '../policy';
+import { renderTemplate, SAMPLE_VARS } from '../template';
 
 const csv = (v: unknown) => (Array.isArray(v) ? v.join(', ') : cell(v));
 

@@ -1,7 +1,6 @@
 /** Logs: by namespace/workload/pod/container or LogQL, time range, highlighted matches, live tail, volume histogram. */
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { labelValues, queryLogs, queryMetric, tail, type LogLine } from '../api/loki';
-import { esc } from '../api/prom';
 import { Histogram } from '../components/Histogram';
 import { Empty, ErrorBox, Loading, useAsync } from '../components/State';
 import { TimePicker } from '../components/TimePicker';
@@ -9,6 +8,7 @@ import { t } from '../i18n';
 import { setParams, useRoute } from '../router';
 import { fromParams, resolve, stepFor, toParams } from '../timerange';
 import { fmtTime } from '../units';
+import { buildLogQL, highlightPattern, volumeQuery } from '../logql';
 
 const FIELDS: [string, string][] = [
   ['cluster_id', 'Cluster'],
@@ -17,37 +17,6 @@ const FIELDS: [string, string][] = [
   ['pod', 'Pod'],
   ['container', 'Container'],
 ];
-
-/** Builds a LogQL query from picked labels and a search text. */
-export function buildLogQL(labels: Record<string, string>, search: string): string {
-  const m = Object.entries(labels).filter(([, v]) => v).map(([k, v]) => `${k}="${esc(v)}"`);
-  const sel = m.length ? `{${m.join(',')}}` : '{cluster_id=~".+"}';
-  return search ? `${sel} |= "${esc(search)}"` : sel;
-}
-
-/** The stream selector plus pipeline of a LogQL query, without metric wrapping. */
-const volumeQuery = (q: string, step: number) => `sum(count_over_time(${q} [${step}s]))`;
-
-/** Patterns to highlight: the literal or regex line filters of a LogQL query. */
-export function highlightPattern(q: string): RegExp | null {
-  const parts: string[] = [];
-  const re = /\|([=~])\s*(?:"((?:[^"\\]|\\.)*)"|`([^`]*)`)/g;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(q))) {
-    const raw = m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : m[3];
-    if (!raw) continue;
-    if (m[1] === '=') parts.push(raw.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
-    else {
-      try {
-        new RegExp(raw);
-        parts.push(raw);
-      } catch {
-        /* not a JS-compatible regex: no highlight */
-      }
-    }
-  }
-  return parts.length ? new RegExp(`(${parts.join('|')})`, 'gi') : null;
-}
 
 function Highlighted({ text, re }: { text: string; re: RegExp | null }) {
   if (!re) return <>{text}</>;
