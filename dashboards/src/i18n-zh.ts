@@ -280,4 +280,5 @@ export const zh: Record<string, string> = {
   Receiver: '接收人',
   'Firing / resolved': '告警 / 恢复',
   Delivered: '发送结果',
+  Locked: '已锁定',
 };

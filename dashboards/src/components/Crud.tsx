@@ -92,3 +92,9 @@ export function Crud({ path, title, noun, columns, fields, defaults = {}, editab
 
 /** Options loader: names of the items of a collection. */
 export const namesOf = (path: string) => async () => (await list(path)).map((i) => String(i.name ?? i.id));
+
+/** A request-body transform keeping only `keys` (the APIs reject unknown fields) and dropping empty strings. */
+export const pick =
+  (...keys: string[]) =>
+  (v: Record<string, unknown>): Record<string, unknown> =>
+    Object.fromEntries(keys.filter((k) => v[k] !== undefined && v[k] !== '').map((k) => [k, v[k]]));

@@ -185,13 +185,13 @@ export function MonitoringPage() {
     <div class="page">
       <div class="page-head">
         <h1>{t('Monitoring')}</h1>
-        <div class="tabs" role="tablist" aria-label={t('Level')}>
+        <nav class="tabs" aria-label={t('Level')}>
           {LEVELS.map((l) => (
-            <Link key={l} to={monitorHref(l, { cluster: target.cluster }, r.params)} class={l === level ? 'tab active' : 'tab'}>
+            <Link key={l} to={monitorHref(l, { cluster: target.cluster }, r.params)} class={l === level ? 'tab active' : 'tab'} aria-current={l === level ? 'page' : undefined}>
               {t(l[0].toUpperCase() + l.slice(1))}
             </Link>
           ))}
-        </div>
+        </nav>
       </div>
       <div class="toolbar">
         <Pickers level={level} target={target} />

@@ -3,7 +3,7 @@ import { useState } from 'preact/hooks';
 import { action, create, idOf, labelOf, list, remove, type Item } from '../api/platform';
 import { canAdminister, user } from '../auth';
 import { Bar } from '../components/Bar';
-import { Crud, namesOf } from '../components/Crud';
+import { Crud, namesOf, pick } from '../components/Crud';
 import { ObjectForm } from '../components/Form';
 import { Link } from '../components/Link';
 import { Modal } from '../components/Modal';
@@ -23,17 +23,18 @@ function ClustersTab({ admin }: { admin: boolean }) {
       title={t('Clusters')}
       noun="cluster"
       editable={admin}
+      transform={pick('name', 'display_name', 'api_server', 'token', 'ca_cert')}
       fields={[
         { key: 'name', label: t('Name'), required: true, help: t('Lowercase letters, digits and -') },
         { key: 'display_name', label: t('Display name') },
-        { key: 'api_address', label: t('API server address'), required: true, placeholder: 'https://10.0.0.1:6443' },
+        { key: 'api_server', label: t('API server address'), required: true, placeholder: 'https://10.0.0.1:6443' },
         { key: 'token', label: t('Bearer token'), type: 'password', required: true },
         { key: 'ca_cert', label: t('CA certificate (PEM)'), type: 'textarea', placeholder: '-----BEGIN CERTIFICATE-----' },
       ]}
       empty={t('No clusters imported.')}
       columns={[
         { key: 'name', title: t('Name'), render: (c) => <Link to={monitorHref('cluster', { cluster: String(c.name ?? c.id) })}>{labelOf(c)}</Link> },
-        { key: 'api_address', title: t('API server address') },
+        { key: 'api_server', title: t('API server address') },
         { key: 'phase', title: t('Health'), render: (c) => { const p = String(c.phase ?? c.health ?? (c.status as Record<string, unknown> | undefined)?.phase ?? ''); return <span class={`pill ${/run|ok|health|ready/i.test(p) ? 'ok' : 'warn'}`}>{p || '–'}</span>; } },
         { key: 'version', title: t('Version') },
         { key: 'last_seen', title: t('Last seen'), render: (c) => cell(c.last_seen ?? c.last_probe_time) },
@@ -94,9 +95,9 @@ function BusinessDetail({ b, all, admin, reload }: { b: Item; all: Item[]; admin
               rows={rows}
               empty={t('No namespaces.')}
               columns={[
-                { key: 'namespace', title: t('Namespace'), render: (n) => cell(n.namespace ?? n.name) },
+                { key: 'namespace', title: t('Namespace'), render: (n) => cell(n.name ?? n.namespace) },
                 { key: 'cluster_id', title: t('Cluster'), render: (n) => cell(n.cluster_id ?? n.cluster) },
-                { key: 'phase', title: t('Status'), render: (n) => cell(n.phase ?? n.status) },
+                { key: 'phase', title: t('Status'), render: (n) => <span title={cell(n.message)}>{cell(n.phase ?? n.status)}</span> },
                 { key: 'hard', title: t('Quota'), render: (n) => Object.entries((n.hard ?? {}) as Record<string, unknown>).map(([k, v]) => `${k}=${v}`).join(', ') },
                 { key: 'act', title: t('Actions'), render: (n) => admin && <button class="link" onClick={() => setModal({ migrate: n })}>{t('Migrate')}</button> },
               ]}
@@ -115,7 +116,7 @@ function BusinessDetail({ b, all, admin, reload }: { b: Item; all: Item[]; admin
           <ObjectForm
             fields={[
               { key: 'cluster_id', label: t('Cluster'), type: 'select', options: namesOf('clusters'), required: true },
-              { key: 'namespace', label: t('Namespace'), required: true },
+              { key: 'name', label: t('Namespace'), required: true },
               ...QUOTA_KEYS.slice(0, 5).map((k) => ({ key: `hard.${k}`, label: k })),
             ]}
             initial={{}}
@@ -148,13 +149,13 @@ function BusinessDetail({ b, all, admin, reload }: { b: Item; all: Item[]; admin
       {modal && typeof modal === 'object' && (
         <Modal title={t('Migrate namespace')} onClose={() => setModal(null)}>
           <ObjectForm
-            fields={[{ key: 'destination', label: t('Destination business'), type: 'select', options: async () => all.filter((x) => idOf(x) !== id).map(idOf), required: true }]}
+            fields={[{ key: 'destination_business', label: t('Destination business'), type: 'select', options: async () => all.filter((x) => idOf(x) !== id).map(idOf), required: true }]}
             initial={{}}
             submitLabel={t('Migrate')}
             onCancel={() => setModal(null)}
             onSubmit={async (v) => {
               const n = modal.migrate;
-              await action(`businesses/${encodeURIComponent(id)}/namespaces/${encodeURIComponent(String(n.id ?? n.namespace ?? n.name))}/migrate`, v);
+              await action(`businesses/${encodeURIComponent(id)}/namespaces/${encodeURIComponent(String(n.id ?? n.name))}/migrate`, v);
               setModal(null);
               ns.reload();
             }}
@@ -185,6 +186,7 @@ function BusinessesTab({ admin }: { admin: boolean }) {
             fields={[
               { key: 'name', label: t('Name'), required: true },
               { key: 'display_name', label: t('Display name') },
+              { key: 'description', label: t('Description') },
               { key: 'parent_id', label: t('Parent business'), type: 'select', options: async () => (a.data ?? []).map(idOf) },
               { key: 'quota_cluster', label: t('Quota cluster'), type: 'select', options: namesOf('clusters') },
               ...QUOTA_KEYS.slice(0, 5).map((k) => ({ key: `quota_hard.${k}`, label: `${t('Hard')} ${k}` })),
@@ -227,19 +229,21 @@ export function PlatformPage() {
           path="users"
           title={t('Users')}
           noun="user"
+          transform={pick('name', 'display_name', 'email', 'password', 'roles', 'locked')}
           fields={[
             { key: 'name', label: t('Username'), required: true },
             { key: 'display_name', label: t('Display name') },
             { key: 'email', label: t('Email') },
             { key: 'password', label: t('Password'), type: 'password' },
             { key: 'roles', label: t('Roles'), type: 'multi', options: namesOf('roles') },
+            { key: 'locked', label: t('Locked'), type: 'checkbox' },
           ]}
           columns={[
             { key: 'name', title: t('Username') },
             { key: 'display_name', title: t('Display name') },
             { key: 'email', title: t('Email') },
             { key: 'roles', title: t('Roles'), render: (i) => cell(Array.isArray(i.roles) ? i.roles.join(', ') : i.roles) },
-            { key: 'is_admin', title: t('Admin'), render: (i) => (i.is_admin ? '✓' : '') },
+            { key: 'locked', title: t('Locked'), render: (i) => (i.locked ? '🔒' : '') },
           ]}
         />
       )}
@@ -248,10 +252,12 @@ export function PlatformPage() {
           path="roles"
           title={t('Roles')}
           noun="role"
+          transform={pick('name', 'display_name', 'description', 'scope', 'policies')}
           fields={[
             { key: 'name', label: t('Name'), required: true },
             { key: 'display_name', label: t('Display name') },
             { key: 'description', label: t('Description') },
+            { key: 'scope', label: t('Scope'), type: 'select', options: ['platform', 'business'] },
             { key: 'policies', label: t('Policies'), type: 'multi', options: namesOf('policies') },
           ]}
           columns={[
@@ -267,6 +273,7 @@ export function PlatformPage() {
           path="policies"
           title={t('Policies')}
           noun="policy"
+          transform={pick('name', 'display_name', 'description', 'scope', 'effect', 'actions', 'resources')}
           defaults={{ effect: 'allow', scope: 'platform' }}
           fields={[
             { key: 'name', label: t('Name'), required: true },
