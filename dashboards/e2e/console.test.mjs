@@ -23,12 +23,15 @@ const once = (f) => {
 
 const seedMetrics = once(async () => {
   const now = Date.now();
-  // 60 samples over the last 30 minutes for one node of cluster "local".
+  // 60 samples over the last 30 minutes of a few node metrics for one node of cluster "local".
   const lines = [];
   for (let i = 59; i >= 0; i--) {
     const ts = now - i * 30000;
     lines.push(`k8s_node_cpu_usage{cluster_id="local",node="${NODE}"} ${(40 + 20 * Math.sin(i / 6)).toFixed(3)} ${ts}`);
-    lines.push(`k8s_node_mem_usage{cluster_id="local",node="${NODE}"} ${(60 + (i % 5)).toFixed(3)} ${ts}`);
+    lines.push(`k8s_node_mem_usage{cluster_id="local",node="${NODE}"} ${(60 + Math.cos(i / 9) * 4).toFixed(3)} ${ts}`);
+    lines.push(`k8s_node_filesystem_usage{cluster_id="local",node="${NODE}"} ${(71 + i / 100).toFixed(3)} ${ts}`);
+    lines.push(`k8s_node_network_receive_bytes_bw{cluster_id="local",node="${NODE}"} ${2e6 + ((i * 7919) % 1000) * 1000} ${ts}`);
+    lines.push(`k8s_node_network_transmit_bytes_bw{cluster_id="local",node="${NODE}"} ${5e5 + ((i * 104729) % 1000) * 300} ${ts}`);
   }
   await importMetrics(tw.url, lines);
   // Ingest may be asynchronous: wait until the samples are queryable.
@@ -65,7 +68,7 @@ after(async () => {
   if (process.env.TIDEWATCH_UPDATE_DOC_SCREENSHOTS) {
     const docs = path.join(repoRoot, 'docs', 'screenshots');
     fs.mkdirSync(docs, { recursive: true });
-    for (const f of ['overview', 'monitoring-node', 'explore', 'logs', 'alerting-policies', 'overview-zh']) {
+    for (const f of ['overview', 'monitoring-node', 'explore', 'logs', 'alerting-policy-form', 'alerting-policies', 'overview-zh']) {
       const src = path.join(screenshotDir, `${f}.png`);
       if (fs.existsSync(src)) fs.copyFileSync(src, path.join(docs, `${f}.png`));
     }
