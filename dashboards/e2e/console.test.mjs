@@ -173,6 +173,22 @@ test('logs search finds and highlights a known line', async () => {
   await shot(page, 'logs');
 });
 
+test('live tail shows a line pushed after it started', async () => {
+  await seedLogs();
+  await page.goto(`${tw.url}/logs?namespace=e2e&range=15m`);
+  await page.locator('ol.loglines li').first().waitFor();
+  await page.getByRole('button', { name: 'Live tail' }).click();
+  await page.getByText('Waiting for new lines…').waitFor();
+  const fresh = `tail-${Date.now()} arrived live`;
+  // The websocket may connect a moment after the click: push until the line shows (bounded).
+  await until('the pushed line in the live view', async () => {
+    await pushLogs(tw.url, { cluster_id: 'local', namespace: 'e2e', workload_name: 'shop', pod: 'e2e-pod', container: 'app' }, [[Date.now(), fresh]]);
+    return page.locator('ol.loglines li', { hasText: fresh }).first().isVisible({ timeout: 1000 }).catch(() => false);
+  }, 20000, 1000);
+  await shot(page, 'logs-live');
+  await page.getByRole('button', { name: 'Stop live tail' }).click();
+});
+
 test('create an alarm policy and see it listed', async () => {
   await page.goto(`${tw.url}/alerting?tab=policies`);
   await page.getByRole('button', { name: 'Create policy' }).click();
@@ -199,6 +215,29 @@ test('switch language to Simplified Chinese and back', async () => {
   await page.getByRole('navigation', { name: '主导航' }).waitFor(); // the choice persists
   await page.getByRole('button', { name: '切换语言' }).click();
   await page.getByRole('navigation', { name: 'Main navigation' }).getByRole('link', { name: 'Overview' }).waitFor();
+});
+
+test('a login-only user sees only the read-only pages', async () => {
+  const name = `viewer${Date.now() % 100000}`;
+  const r = await page.request.post(`${tw.url}/api/platform/v1/users`, { data: { name, display_name: 'E2E viewer', password: 'viewer-pass-1', roles: ['login-only'] } });
+  assert.ok(r.ok(), `creating the user: HTTP ${r.status()} ${await r.text()}`);
+  // A separate browser context: its own cookies, so the admin session stays.
+  const other = await browser.newContext();
+  const p2 = await other.newPage();
+  p2.on('pageerror', (e) => pageErrors.push(e.message));
+  try {
+    await p2.goto(tw.url + '/');
+    await p2.getByLabel('Username').fill(name);
+    await p2.getByLabel('Password').fill('viewer-pass-1');
+    await p2.getByRole('button', { name: 'Sign in' }).click();
+    const nav = p2.getByRole('navigation', { name: 'Main navigation' });
+    await nav.getByRole('link', { name: 'Overview' }).waitFor();
+    const links = await nav.getByRole('link').allInnerTexts();
+    assert.deepEqual(links.sort(), ['Events', 'Logs', 'Monitoring', 'Overview']);
+    await shot(p2, 'viewer-overview');
+  } finally {
+    await other.close();
+  }
 });
 
 test('every page renders without script errors', async () => {

@@ -96,23 +96,15 @@ export async function pushLogs(url, stream, lines) {
   if (!r.ok) throw new Error(`loki push: HTTP ${r.status}: ${await r.text()}`);
 }
 
-/** Launches Debian's Chromium headless with the flags from shared/ENVIRONMENT.md. */
+/** Launches Debian's Chromium headless with the flags from shared/ENVIRONMENT.md (Playwright gives it a temporary profile). */
 export async function launchBrowser() {
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-chromium-'));
-  const context = await chromium.launchPersistentContext(userDataDir, {
+  const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
-    viewport: { width: 1400, height: 900 },
-    locale: 'en-US',
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
-  return {
-    context,
-    close: async () => {
-      await context.close();
-      fs.rmSync(userDataDir, { recursive: true, force: true });
-    },
-  };
+  const newContext = () => browser.newContext({ viewport: { width: 1400, height: 900 }, locale: 'en-US' });
+  return { browser, context: await newContext(), newContext, close: () => browser.close() };
 }
 
 /** Saves a full-page screenshot under target/screenshots/. */

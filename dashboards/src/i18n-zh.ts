@@ -281,4 +281,5 @@ export const zh: Record<string, string> = {
   'Firing / resolved': '告警 / 恢复',
   Delivered: '发送结果',
   Locked: '已锁定',
+  'Insert a metric name…': '插入指标名…',
 };

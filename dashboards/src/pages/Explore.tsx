@@ -1,9 +1,9 @@
 /** Explore: PromQL (instant/range, graph/table) and SQL over metrics, logs and events. */
 import { useEffect, useState } from 'preact/hooks';
-import { query, queryRange, seriesName, type MatrixSeries, type QueryResult } from '../api/prom';
+import { labelValues, query, queryRange, seriesName, type MatrixSeries, type QueryResult } from '../api/prom';
 import { sqlTable, type Row } from '../api/sql';
 import { Chart } from '../components/Chart';
-import { Empty, ErrorBox, Loading } from '../components/State';
+import { Empty, ErrorBox, Loading, useAsync } from '../components/State';
 import { Table } from '../components/Table';
 import { Tabs } from '../components/Tabs';
 import { TimePicker } from '../components/TimePicker';
@@ -34,6 +34,20 @@ function Editor({ id, label, value, onInput, onRun, rows = 3, placeholder }: { i
       />
       <p class="hint">{t('Enter runs the query; Shift+Enter adds a line.')}</p>
     </div>
+  );
+}
+
+/** A metric-name picker that inserts the chosen name into the expression. */
+function MetricPicker({ onPick }: { onPick: (name: string) => void }) {
+  const names = useAsync(() => labelValues('__name__').catch(() => [] as string[]), []);
+  return (
+    <label class="picker">
+      {t('Metric')}
+      <select value="" onChange={(e) => { if (e.currentTarget.value) onPick(e.currentTarget.value); }}>
+        <option value="">{t('Insert a metric name…')}</option>
+        {(names.data ?? []).map((n) => <option key={n} value={n}>{n}</option>)}
+      </select>
+    </label>
   );
 }
 
@@ -123,6 +137,7 @@ function PromQLTab() {
           <button class={mode === 'range' ? 'seg active' : 'seg'} aria-pressed={mode === 'range'} onClick={() => setParams({ mode: undefined })}>{t('Range')}</button>
           <button class={mode === 'instant' ? 'seg active' : 'seg'} aria-pressed={mode === 'instant'} onClick={() => setParams({ mode: 'instant', view: 'table' })}>{t('Instant')}</button>
         </div>
+        <MetricPicker onPick={(n) => setQ((old) => (old.trim() ? `${old}${/\s$/.test(old) ? '' : ' '}${n}` : n))} />
         {mode === 'range' && <TimePicker value={range} onChange={(nr) => { setParams(toParams(nr)); run(q, mode, nr); }} />}
         <div class="spacer" />
         <button class="primary" onClick={() => run()} disabled={busy}>{busy ? t('Running…') : t('Run query')}</button>
