@@ -6,7 +6,8 @@ import { after, before, test } from 'node:test';
 import { importMetrics, launchBrowser, pushLogs, repoRoot, screenshotDir, shot, startTidewatch, until } from './support.mjs';
 
 const NODE = 'e2e-node';
-const NEEDLE = 'needle-7f3a';
+// Unique per run, so a reused server (TIDEWATCH_URL) holds exactly one matching line.
+const NEEDLE = `needle-${Date.now().toString(36)}`;
 const POLICY = `e2e-node-cpu-${Date.now() % 100000}`;
 
 let tw;
@@ -167,7 +168,7 @@ test('logs search finds and highlights a known line', async () => {
   await page.goto(`${tw.url}/logs?namespace=e2e&search=${NEEDLE}&range=1h`);
   const line = page.locator('ol.loglines li', { hasText: NEEDLE });
   await line.waitFor();
-  assert.match(await line.innerText(), /checkout needle-7f3a completed order=42/);
+  assert.ok((await line.innerText()).includes(`checkout ${NEEDLE} completed order=42`));
   assert.equal(await line.locator('mark').innerText(), NEEDLE);
   assert.equal(await page.locator('ol.loglines li').count(), 1, 'only the matching line is listed');
   await shot(page, 'logs');
@@ -240,7 +241,7 @@ test('a login-only user sees only the read-only pages', async () => {
   }
 });
 
-test('every page renders without script errors', async () => {
+test('every page renders without script or console errors', async (t) => {
   const pages = { events: '/events', 'alerting-firing': '/alerting?tab=firing', 'alerting-templates': '/alerting?tab=templates', 'platform-clusters': '/platform', 'platform-businesses': '/platform?tab=businesses', 'monitoring-cluster': '/monitoring?level=cluster&cluster=local', 'explore-sql': '/explore?tab=sql' };
   for (const [name, p] of Object.entries(pages)) {
     await page.goto(tw.url + p);
@@ -248,6 +249,10 @@ test('every page renders without script errors', async () => {
     await page.waitForLoadState('networkidle');
     await shot(page, name);
   }
-  if (consoleErrors.length) console.log(`console errors (failed requests are listed here, not failed on):\n  ${consoleErrors.join('\n  ')}`);
+  // The browser logs every non-2xx response (the 401 of /me before login, a wrong password, a
+  // malformed query); anything else on the console is the app's own error.
+  const unexpected = consoleErrors.filter((m) => !/^Failed to load resource: the server responded with a status of \d+/.test(m));
+  t.diagnostic(`failed requests logged by the browser: ${consoleErrors.length - unexpected.length}`);
+  assert.deepEqual(unexpected, [], 'no console errors besides failed requests');
   assert.deepEqual(pageErrors, [], 'no uncaught script errors');
 });
