@@ -241,6 +241,34 @@ test('a login-only user sees only the read-only pages', async () => {
   }
 });
 
+test('an admin creates a user with a role and edits it on the platform page', async () => {
+  const name = `ops${Date.now() % 100000}`;
+  await page.goto(`${tw.url}/platform?tab=users`);
+  await page.getByRole('table', { name: 'Users' }).getByRole('cell', { name: 'admin', exact: true }).waitFor();
+  await page.getByRole('button', { name: 'Create user' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Create user' });
+  await dialog.getByLabel('Username').fill(name);
+  await dialog.getByLabel('Password').fill('ops-pass-123');
+  await dialog.getByLabel('Roles').selectOption('platform-user');
+  await dialog.getByRole('button', { name: 'Save' }).click();
+  const row = page.getByRole('row').filter({ has: page.getByRole('cell', { name, exact: true }) });
+  await row.getByRole('cell', { name: 'platform-user', exact: true }).waitFor();
+  await row.getByRole('button', { name: `Edit ${name}` }).click();
+  const edit = page.getByRole('dialog', { name: 'Edit user' });
+  await edit.getByLabel('Display name').fill('Ops Person');
+  await edit.getByRole('button', { name: 'Save' }).click();
+  await row.getByRole('cell', { name: 'Ops Person', exact: true }).waitFor();
+  await shot(page, 'platform-users');
+  // A duplicate name is refused with the server's message, shown in the form.
+  await page.getByRole('button', { name: 'Create user' }).click();
+  await dialog.getByLabel('Username').fill(name);
+  await dialog.getByLabel('Password').fill('ops-pass-123');
+  await dialog.getByRole('button', { name: 'Save' }).click();
+  await dialog.getByRole('alert').waitFor();
+  assert.match(await dialog.getByRole('alert').innerText(), new RegExp(name));
+  await dialog.getByRole('button', { name: 'Cancel' }).click();
+});
+
 test('every page renders without script or console errors', async (t) => {
   const pages = { events: '/events', 'alerting-firing': '/alerting?tab=firing', 'alerting-templates': '/alerting?tab=templates', 'platform-clusters': '/platform', 'platform-businesses': '/platform?tab=businesses', 'monitoring-cluster': '/monitoring?level=cluster&cluster=local', 'explore-sql': '/explore?tab=sql' };
   for (const [name, p] of Object.entries(pages)) {

@@ -30,7 +30,7 @@ function messageOf(body: unknown, text: string, status: number): { message: stri
     }
   }
   const trimmed = text.trim();
-  return { message: trimmed ? trimmed.slice(0, 500) : `HTTP ${status}` };
+  return { message: trimmed ? `HTTP ${status}: ${trimmed.slice(0, 500)}` : `HTTP ${status}` };
 }
 
 /** Performs a request and decodes the JSON answer; throws ApiError on a non-2xx or an error status. */

@@ -1,12 +1,13 @@
 /** A dialog with a title, used for create/edit forms. */
 import type { ComponentChildren } from 'preact';
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
 import { t } from '../i18n';
 
 export function Modal({ title, onClose, children }: { title: string; onClose: () => void; children: ComponentChildren }) {
   const ref = useRef<HTMLDivElement>(null);
-  // Focus the first field when the dialog opens, and give focus back when it closes.
-  useEffect(() => {
+  // Focus the first field as the dialog opens (before paint, so it never steals focus from
+  // typing that has begun), and give focus back when it closes.
+  useLayoutEffect(() => {
     const before = document.activeElement as HTMLElement | null;
     ref.current?.querySelector<HTMLElement>('input, select, textarea')?.focus();
     return () => before?.focus?.();
