@@ -204,6 +204,92 @@ test('create an alarm policy and see it listed', async () => {
   assert.ok(JSON.stringify(await r.json()).includes(POLICY), 'the policy is stored');
 });
 
+test('notification objects: channel, template with server preview, receiver, group; a policy edited to use them and copied', async () => {
+  const sfx = Date.now() % 100000;
+  const [ch, tpl, rcv, grp] = [`hook-${sfx}`, `tpl-${sfx}`, `oncall-${sfx}`, `team-${sfx}`];
+  const create = async (tab, button, fill) => {
+    await page.goto(`${tw.url}/alerting?tab=${tab}`);
+    await page.getByRole('button', { name: button }).click();
+    const d = page.getByRole('dialog', { name: button });
+    await fill(d);
+    await d.getByRole('button', { name: 'Save' }).click();
+    await d.waitFor({ state: 'detached' });
+  };
+  await create('channels', 'Create channel', async (d) => {
+    await d.getByRole('textbox', { name: 'Name', exact: true }).fill(ch);
+    await d.getByLabel('Type').selectOption('webhook');
+    await d.getByLabel('Webhook URL').fill('http://127.0.0.1:9/hook');
+  });
+  await page.getByRole('cell', { name: ch, exact: true }).waitFor();
+  await create('templates', 'Create template', async (d) => {
+    await d.getByRole('textbox', { name: 'Name', exact: true }).fill(tpl);
+    await d.getByLabel('Channel').selectOption(ch);
+    await d.getByLabel('Header / subject').fill('[{{ status }}] {{ alarmPolicyName }}');
+    await d.getByLabel('Body').fill('{{ metricDisplayName }} is {{ value }}{{ unit }}');
+    // The preview is rendered with TKEStack's sample variables.
+    await page.waitForFunction(() => /\d/.test(document.querySelector('.preview-pane pre.preview')?.textContent ?? ''));
+    assert.doesNotMatch(await d.locator('.preview-pane pre.preview').innerText(), /\{\{/);
+    await shot(page, 'alerting-template-preview');
+  });
+  await page.getByRole('cell', { name: tpl, exact: true }).waitFor();
+  await create('receivers', 'Create receiver', async (d) => {
+    await d.getByRole('textbox', { name: 'Name', exact: true }).fill(rcv);
+    await d.getByLabel('Email').fill('oncall@example.com');
+  });
+  await page.getByRole('cell', { name: rcv, exact: true }).waitFor();
+  await create('groups', 'Create receiver group', async (d) => {
+    await d.getByRole('textbox', { name: 'Name', exact: true }).fill(grp);
+    await d.getByLabel('Receivers').selectOption(rcv);
+  });
+  await page.getByRole('cell', { name: grp, exact: true }).waitFor();
+
+  await page.goto(`${tw.url}/alerting?tab=policies`);
+  await page.getByRole('button', { name: `Edit ${POLICY}` }).click();
+  const form = page.getByRole('form', { name: 'Alarm policy' });
+  await form.getByLabel('Receiver groups').selectOption(grp);
+  await form.getByRole('button', { name: 'Add notify way' }).click();
+  await form.getByLabel('Channel').selectOption(ch);
+  await form.getByLabel('Template', { exact: true }).selectOption(tpl);
+  await form.getByRole('button', { name: 'Save' }).click();
+  await form.waitFor({ state: 'detached' });
+  const row = page.getByRole('row').filter({ has: page.getByRole('cell', { name: POLICY, exact: true }) });
+  await row.getByRole('cell', { name: grp }).waitFor();
+  await row.getByRole('button', { name: `Copy ${POLICY}` }).click();
+  await page.getByRole('form', { name: 'Alarm policy' }).getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('cell', { name: `${POLICY}-copy`, exact: true }).waitFor();
+  await shot(page, 'alerting-policies-notify');
+  const r = await page.request.get(`${tw.url}/api/platform/v1/alarm-policies/${POLICY}`);
+  assert.equal(r.status(), 200);
+  const stored = await r.json();
+  assert.deepEqual(stored.receiver_groups, [grp]);
+  assert.deepEqual(stored.notify_ways, [{ channel: ch, template: tpl }]);
+});
+
+test('a firing alert is listed and silenced from the console', async () => {
+  const alertname = `E2EAlert${Date.now() % 100000}`;
+  const r = await fetch(`${tw.url}/api/v2/alerts`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify([{ labels: { alertname, cluster_id: 'local', severity: 'warning' }, annotations: { summary: 'raised by the browser test' }, startsAt: new Date().toISOString() }]),
+  });
+  assert.ok(r.ok, `POST /api/v2/alerts: HTTP ${r.status}`);
+  await page.goto(`${tw.url}/alerting?tab=firing`);
+  const row = page.getByRole('row').filter({ has: page.getByRole('cell', { name: alertname, exact: true }) });
+  await row.waitFor();
+  await row.getByRole('button', { name: 'Silence' }).click();
+  const d = page.getByRole('dialog', { name: 'Create silence' });
+  assert.match(await d.getByRole('textbox', { name: 'Matchers' }).inputValue(), new RegExp(`alertname="${alertname}"`));
+  await d.getByRole('textbox', { name: 'Comment' }).fill('maintenance (browser test)');
+  await d.getByRole('button', { name: 'Create silence' }).click();
+  await d.waitFor({ state: 'detached' });
+  await page.goto(`${tw.url}/alerting?tab=silences`);
+  const srow = page.getByRole('row').filter({ hasText: alertname });
+  await srow.getByRole('cell', { name: 'active', exact: true }).waitFor();
+  await shot(page, 'alerting-silences');
+  const silenced = await (await fetch(`${tw.url}/api/v2/alerts?filter=${encodeURIComponent(`alertname="${alertname}"`)}`)).json();
+  assert.equal(silenced[0]?.status?.state, 'suppressed', 'Alertmanager reports the alert as silenced');
+});
+
 test('switch language to Simplified Chinese and back', async () => {
   await page.goto(`${tw.url}/`);
   await page.getByRole('button', { name: 'Switch language' }).click();

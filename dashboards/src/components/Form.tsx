@@ -71,7 +71,7 @@ export function Field({ spec, value, onChange, error }: { spec: FieldSpec; value
     case 'multi':
       return (
         <label class={error ? 'field invalid' : 'field'}>
-          <span>{spec.label}{spec.required && ' *'}</span>
+          <span>{spec.label}{spec.required && <span class="req" aria-hidden="true"> *</span>}</span>
           <Options spec={spec} value={value} onChange={onChange} />
           {spec.help && <small class="muted">{spec.help}</small>}
           {error && <small class="field-error" role="alert">{error}</small>}
@@ -82,7 +82,7 @@ export function Field({ spec, value, onChange, error }: { spec: FieldSpec; value
   }
   return (
     <div class={error ? 'field invalid' : 'field'}>
-      <label for={id}>{spec.label}{spec.required && ' *'}</label>
+      <label for={id}>{spec.label}{spec.required && <span class="req" aria-hidden="true"> *</span>}</label>
       {input}
       {spec.help && <small class="muted">{spec.help}</small>}
       {error && <small class="field-error" role="alert">{error}</small>}

@@ -174,13 +174,13 @@ export function PolicyEditor({ initial, onSubmit, onCancel }: { initial: Record<
         {p.notify_ways.map((w, i) => (
           <div class="form-row" key={i}>
             <label class="field"><span>{t('Channel')}</span>
-              <select value={w.channel} onChange={(e) => set({ notify_ways: p.notify_ways.map((x, j) => (j === i ? { ...x, channel: e.currentTarget.value } : x)) })}>
+              <select aria-label={t('Channel')} value={w.channel} onChange={(e) => set({ notify_ways: p.notify_ways.map((x, j) => (j === i ? { ...x, channel: e.currentTarget.value } : x)) })}>
                 <option value="">{t('— select —')}</option>
                 {(channels.data ?? []).map((c) => <option key={c} value={c}>{c}</option>)}
               </select>
             </label>
             <label class="field"><span>{t('Template')}</span>
-              <select value={w.template} onChange={(e) => set({ notify_ways: p.notify_ways.map((x, j) => (j === i ? { ...x, template: e.currentTarget.value } : x)) })}>
+              <select aria-label={t('Template')} value={w.template} onChange={(e) => set({ notify_ways: p.notify_ways.map((x, j) => (j === i ? { ...x, template: e.currentTarget.value } : x)) })}>
                 <option value="">{t('— select —')}</option>
                 {(templates.data ?? []).map((c) => <option key={c} value={c}>{c}</option>)}
               </select>
