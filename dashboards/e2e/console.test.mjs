@@ -69,7 +69,7 @@ after(async () => {
   if (process.env.TIDEWATCH_UPDATE_DOC_SCREENSHOTS) {
     const docs = path.join(repoRoot, 'docs', 'screenshots');
     fs.mkdirSync(docs, { recursive: true });
-    for (const f of ['overview', 'monitoring-node', 'explore', 'logs', 'alerting-policy-form', 'alerting-policies', 'overview-zh']) {
+    for (const f of ['overview', 'monitoring-node', 'explore', 'logs', 'alerting-policy-form', 'alerting-template-preview', 'alerting-silences', 'platform-users', 'overview-zh']) {
       const src = path.join(screenshotDir, `${f}.png`);
       if (fs.existsSync(src)) fs.copyFileSync(src, path.join(docs, `${f}.png`));
     }
