@@ -281,5 +281,8 @@ export const zh: Record<string, string> = {
   'Firing / resolved': '告警 / 恢复',
   Delivered: '发送结果',
   Locked: '已锁定',
+  Open: '查看',
+  'Business CPU used': '业务 CPU 使用量',
+  'Business memory used': '业务内存使用量',
   'Insert a metric name…': '插入指标名…',
 };

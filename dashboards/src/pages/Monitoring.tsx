@@ -56,6 +56,10 @@ function Pickers({ level, target }: { level: Level; target: Target }) {
   );
   const pods = useValues('pod_name', 'k8s_pod_cpu_core_used', { ...c, namespace: target.namespace }, (level === 'pod' || level === 'container') && !!target.namespace);
   const containers = useValues('container_name', 'k8s_container_cpu_core_used', { ...c, namespace: target.namespace, pod_name: target.pod }, level === 'container' && !!target.pod);
+  // Without a cluster in the URL the page shows `local`; where no such cluster reports, open the first one.
+  useEffect(() => {
+    if (!new URLSearchParams(location.search).get('cluster') && clusters.data?.length && !clusters.data.includes('local')) setParams({ cluster: clusters.data[0] }, true);
+  }, [clusters.data]);
   // On a node page without a node chosen, open the first one (in `tidewatch up` there is exactly one).
   useEffect(() => {
     if (level === 'node' && !target.node && nodes.data?.length) setParams({ node: nodes.data[0] }, true);

@@ -1,5 +1,8 @@
 /** Platform: clusters (import), businesses (tree, quotas, namespaces, members, migration), users, roles, policies. */
-import { useState } from 'preact/hooks';
+import { useMemo, useState } from 'preact/hooks';
+import { esc } from '../api/prom';
+import { MetricChart } from '../components/MetricChart';
+import { resolve } from '../timerange';
 import { action, create, idOf, labelOf, list, remove, type Item } from '../api/platform';
 import { canAdminister, user } from '../auth';
 import { Bar } from '../components/Bar';
@@ -11,7 +14,7 @@ import { Empty, Show, useAsync } from '../components/State';
 import { cell, Table } from '../components/Table';
 import { Tabs } from '../components/Tabs';
 import { t } from '../i18n';
-import { setParams, useRoute } from '../router';
+import { href, setParams, useRoute } from '../router';
 import { useStore } from '../store';
 import { monitorHref } from './Monitoring';
 import { QUOTA_KEYS, quantity, quotaRows } from '../quota';
@@ -38,6 +41,16 @@ function ClustersTab({ admin }: { admin: boolean }) {
         { key: 'phase', title: t('Health'), render: (c) => { const p = String(c.phase ?? c.health ?? (c.status as Record<string, unknown> | undefined)?.phase ?? ''); return <span class={`pill ${/run|ok|health|ready/i.test(p) ? 'ok' : 'warn'}`}>{p || '–'}</span>; } },
         { key: 'version', title: t('Version') },
         { key: 'last_seen', title: t('Last seen'), render: (c) => cell(c.last_seen ?? c.last_probe_time) },
+        {
+          key: 'open',
+          title: t('Open'),
+          render: (c) => (
+            <span class="row-actions">
+              <Link to={href('/logs', { cluster_id: String(c.name ?? c.id) })}>{t('Logs')}</Link>
+              <Link to={href('/events', { cluster: String(c.name ?? c.id) })}>{t('Events')}</Link>
+            </span>
+          ),
+        },
       ]}
     />
   );
@@ -65,6 +78,7 @@ function BusinessDetail({ b, all, admin, reload }: { b: Item; all: Item[]; admin
   const members = useAsync(() => list(`businesses/${encodeURIComponent(id)}/members`), [id]);
   const [modal, setModal] = useState<null | 'ns' | 'member' | { migrate: Item }>(null);
   const quotas = quotaRows(b);
+  const range = useMemo(() => resolve({ preset: '6h' }), [id]);
   const parent = all.find((x) => idOf(x) === String(b.parent_id ?? ''));
   return (
     <div class="business-detail">
@@ -86,6 +100,10 @@ function BusinessDetail({ b, all, admin, reload }: { b: Item; all: Item[]; admin
           ]}
         />
       </section>
+      <div class="grid">
+        <MetricChart title={t('Business CPU used')} unit="cores" expr={`sum by (cluster_id) (project_cluster_cpu_core_used{project_name="${esc(String(b.name ?? id))}"})`} start={range.start} end={range.end} height={160} />
+        <MetricChart title={t('Business memory used')} unit="bytes" expr={`sum by (cluster_id) (project_cluster_mem_usage_bytes{project_name="${esc(String(b.name ?? id))}"})`} start={range.start} end={range.end} height={160} />
+      </div>
       <section class="panel wide" aria-label={t('Namespaces')}>
         <div class="panel-head"><h3>{t('Namespaces')}</h3>{admin && <button onClick={() => setModal('ns')}>{t('Create namespace')}</button>}</div>
         <Show a={ns}>
@@ -99,7 +117,22 @@ function BusinessDetail({ b, all, admin, reload }: { b: Item; all: Item[]; admin
                 { key: 'cluster_id', title: t('Cluster'), render: (n) => cell(n.cluster_id ?? n.cluster) },
                 { key: 'phase', title: t('Status'), render: (n) => <span title={cell(n.message)}>{cell(n.phase ?? n.status)}</span> },
                 { key: 'hard', title: t('Quota'), render: (n) => Object.entries((n.hard ?? {}) as Record<string, unknown>).map(([k, v]) => `${k}=${v}`).join(', ') },
-                { key: 'act', title: t('Actions'), render: (n) => admin && <button class="link" onClick={() => setModal({ migrate: n })}>{t('Migrate')}</button> },
+                {
+                  key: 'act',
+                  title: t('Actions'),
+                  render: (n) => {
+                    const cluster = String(n.cluster_id ?? n.cluster ?? '');
+                    const ns = String(n.name ?? n.namespace ?? '');
+                    return (
+                      <span class="row-actions">
+                        <Link to={href('/monitoring', { level: 'pod', cluster, namespace: ns })}>{t('Monitoring')}</Link>
+                        <Link to={href('/logs', { cluster_id: cluster, namespace: ns })}>{t('Logs')}</Link>
+                        <Link to={href('/events', { cluster, namespace: ns })}>{t('Events')}</Link>
+                        {admin && <button class="link" onClick={() => setModal({ migrate: n })}>{t('Migrate')}</button>}
+                      </span>
+                    );
+                  },
+                },
               ]}
             />
           )}
