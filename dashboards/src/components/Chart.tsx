@@ -90,10 +90,12 @@ export interface ChartProps {
   name?: (s: MatrixSeries) => string;
   title?: string;
   legend?: boolean;
+  /** The time window [start, end] in seconds shown on the x axis (default: the data's extent). */
+  window?: [number, number];
 }
 
 /** A line chart of matrix series. Exposes `data-points` (total points) for tests. */
-export function Chart({ series, unit = 'none', height = 220, name = (s) => seriesName(s.metric), title, legend = true }: ChartProps) {
+export function Chart({ series, unit = 'none', height = 220, name = (s) => seriesName(s.metric), title, legend = true, window: win }: ChartProps) {
   const ref = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const names = series.map(name);
@@ -106,7 +108,7 @@ export function Chart({ series, unit = 'none', height = 220, name = (s) => serie
       height,
       legend: { show: false },
       cursor: { points: { size: 6 }, drag: { x: true, y: false } },
-      scales: { x: { time: true } },
+      scales: { x: win ? { time: true, range: (_u, min, max) => [Math.min(min, win[0]), Math.max(max, win[1])] } : { time: true } },
       series: [{}, ...names.map((n, i) => ({ label: n, stroke: color(i), width: 1.5, points: { show: false }, spanGaps: false }))],
       axes: [
         { stroke: '#64748b', grid: { stroke: '#e2e8f0' } },
@@ -126,7 +128,7 @@ export function Chart({ series, unit = 'none', height = 220, name = (s) => serie
       plot.current = null;
     };
     // Re-create on any change of series identity, unit or height.
-  }, [series, unit, height]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [series, unit, height, win?.[0], win?.[1]]); // eslint-disable-line react-hooks/exhaustive-deps
 
   return (
     <figure class="chart" aria-label={title ?? 'chart'} data-points={points} data-series={series.length}>

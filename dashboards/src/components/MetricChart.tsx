@@ -35,7 +35,7 @@ export function MetricChart({ title, expr, unit, start, end, height }: { title: 
           <code class="empty-expr">{expr}</code>
         </Empty>
       ) : (
-        <Chart series={a.data} unit={unit} title={title} height={height ?? 200} name={shortNames(a.data)} />
+        <Chart series={a.data} unit={unit} title={title} height={height ?? 200} name={shortNames(a.data)} window={[start, end]} />
       )}
     </section>
   );

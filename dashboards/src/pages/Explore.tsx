@@ -12,7 +12,7 @@ import { setParams, useRoute } from '../router';
 import { fmtTime } from '../units';
 import { fromParams, resolve, stepFor, toParams } from '../timerange';
 
-type PromOut = { kind: 'range'; series: MatrixSeries[]; ms: number } | { kind: 'instant'; result: QueryResult; ms: number };
+type PromOut = { kind: 'range'; series: MatrixSeries[]; ms: number; window: [number, number] } | { kind: 'instant'; result: QueryResult; ms: number };
 
 function Editor({ id, label, value, onInput, onRun, rows = 3, placeholder }: { id: string; label: string; value: string; onInput: (v: string) => void; onRun: () => void; rows?: number; placeholder?: string }) {
   return (
@@ -111,7 +111,7 @@ function PromQLTab() {
       if (m === 'range') {
         const { start, end } = resolve(rg);
         const series = await queryRange(expr, start, end, stepFor(start, end, 500));
-        setOut({ kind: 'range', series, ms: performance.now() - t0 });
+        setOut({ kind: 'range', series, ms: performance.now() - t0, window: [start, end] });
       } else {
         setOut({ kind: 'instant', result: await query(expr), ms: performance.now() - t0 });
       }
@@ -155,7 +155,7 @@ function PromQLTab() {
       {!busy && !out && error === undefined && <Empty>{t('Write a PromQL expression and run it.')}</Empty>}
       {error !== undefined && <ErrorBox error={error} />}
       {out && count === 0 && <Empty>{t('The query returned no data.')}</Empty>}
-      {out && count > 0 && (out.kind === 'range' && view === 'graph' ? <Chart series={out.series} height={320} title={t('Result')} /> : <PromResultTable out={out} />)}
+      {out && count > 0 && (out.kind === 'range' && view === 'graph' ? <Chart series={out.series} height={320} title={t('Result')} window={out.window} /> : <PromResultTable out={out} />)}
     </section>
   );
 }
@@ -180,6 +180,10 @@ function SQLTab() {
       setBusy(false);
     }
   };
+  // A deep link (?sql=…) runs its query once on arrival.
+  useEffect(() => {
+    if (r.params.get('sql')) run();
+  }, []);
   return (
     <section aria-label="SQL">
       <Editor id="sql" label={t('SQL over the metrics, logs and events tables')} value={q} onInput={setQ} onRun={run} rows={4} />
