@@ -179,7 +179,7 @@ test('live tail shows a line pushed after it started', async () => {
   await page.goto(`${tw.url}/logs?namespace=e2e&range=15m`);
   await page.locator('ol.loglines li').first().waitFor();
   await page.getByRole('button', { name: 'Live tail' }).click();
-  await page.getByText('Waiting for new lines…').waitFor();
+  await page.getByRole('button', { name: 'Stop live tail' }).waitFor();
   const fresh = `tail-${Date.now()} arrived live`;
   // The websocket may connect a moment after the click: push until the line shows (bounded).
   await until('the pushed line in the live view', async () => {

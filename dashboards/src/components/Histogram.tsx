@@ -11,8 +11,12 @@ export function Histogram({ buckets, label }: { buckets: { t: number; v: number 
           <div key={b.t} class="hist-bar" style={{ height: `${(b.v / max) * 100}%` }} title={`${fmtTime(b.t)}: ${b.v}`} />
         ))}
       </div>
-      <figcaption class="muted">
-        {label}: {total} · max {max}
+      <figcaption class="muted hist-caption">
+        <span>{buckets.length ? fmtTime(buckets[0].t) : ''}</span>
+        <span>
+          {label}: {total} · max {max}
+        </span>
+        <span>{buckets.length ? fmtTime(buckets[buckets.length - 1].t) : ''}</span>
       </figcaption>
     </figure>
   );

@@ -50,13 +50,21 @@ function LabelPicker({ name, title, value, query, onChange }: { name: string; ti
   );
 }
 
-function bucketsFromLines(lines: LogLine[], start: number, end: number, step: number) {
+/** Zero buckets covering [start, end] by `step` seconds. */
+function emptyBuckets(start: number, end: number, step: number) {
   const n = Math.max(1, Math.ceil((end - start) / step));
-  const b = Array.from({ length: n }, (_, i) => ({ t: start + i * step, v: 0 }));
-  for (const l of lines) {
-    const i = Math.floor((l.ts / 1000 - start) / step);
-    if (i >= 0 && i < n) b[i].v++;
-  }
+  return Array.from({ length: n }, (_, i) => ({ t: start + i * step, v: 0 }));
+}
+
+function addTo(b: { t: number; v: number }[], start: number, step: number, tsSec: number, v: number) {
+  const i = Math.min(b.length - 1, Math.floor((tsSec - start) / step));
+  if (i >= 0) b[i].v += v;
+}
+
+/** The histogram from the returned lines themselves, when the server cannot run the metric query. */
+function bucketsFromLines(lines: LogLine[], start: number, end: number, step: number) {
+  const b = emptyBuckets(start, end, step);
+  for (const l of lines) addTo(b, start, step, l.ts / 1000, 1);
   return b;
 }
 
@@ -78,13 +86,12 @@ export function LogsPage() {
   const result = useAsync(
     async (sig) => {
       const lines = await queryLogs(logql, start, end, 1000, sig);
-      let buckets: { t: number; v: number }[];
+      let buckets = emptyBuckets(start, end, step);
       try {
+        // Metric queries leave out empty steps: place each returned point in its bucket.
         const m = await queryMetric(volumeQuery(logql, step), start, end, step, sig);
-        const pts = new Map<number, number>();
-        for (const s of m) for (const [ts, v] of s.values) pts.set(ts, (pts.get(ts) ?? 0) + Number(v));
-        buckets = [...pts.entries()].sort(([a], [b]) => a - b).map(([ts, v]) => ({ t: ts, v }));
-        if (!buckets.length) buckets = bucketsFromLines(lines, start, end, step);
+        for (const sr of m) for (const [ts, v] of sr.values) addTo(buckets, start, step, ts, Number(v));
+        if (!m.length && lines.length) buckets = bucketsFromLines(lines, start, end, step);
       } catch {
         buckets = bucketsFromLines(lines, start, end, step);
       }
