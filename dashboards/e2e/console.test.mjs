@@ -355,6 +355,32 @@ test('an admin creates a user with a role and edits it on the platform page', as
   await dialog.getByRole('button', { name: 'Cancel' }).click();
 });
 
+test('an admin creates a policy and a role that uses it', async () => {
+  const sfx = Date.now() % 100000;
+  const [pol, role] = [`pol-read-${sfx}`, `reader-${sfx}`];
+  await page.goto(`${tw.url}/platform?tab=policies`);
+  await page.getByRole('button', { name: 'Create policy' }).click();
+  let d = page.getByRole('dialog', { name: 'Create policy' });
+  await d.getByRole('textbox', { name: 'Name', exact: true }).fill(pol);
+  await d.getByLabel('Effect').selectOption('allow');
+  await d.getByRole('textbox', { name: 'Actions' }).fill('get*, list*');
+  await d.getByRole('textbox', { name: 'Resources' }).fill('*');
+  await d.getByRole('button', { name: 'Save' }).click();
+  await d.waitFor({ state: 'detached' });
+  const prow = page.getByRole('row').filter({ has: page.getByRole('cell', { name: pol, exact: true }) });
+  await prow.getByRole('cell', { name: 'get*, list*', exact: true }).waitFor();
+  await page.goto(`${tw.url}/platform?tab=roles`);
+  await page.getByRole('button', { name: 'Create role' }).click();
+  d = page.getByRole('dialog', { name: 'Create role' });
+  await d.getByRole('textbox', { name: 'Name', exact: true }).fill(role);
+  await d.getByLabel('Policies').selectOption(pol);
+  await d.getByRole('button', { name: 'Save' }).click();
+  await d.waitFor({ state: 'detached' });
+  const rrow = page.getByRole('row').filter({ has: page.getByRole('cell', { name: role, exact: true }) });
+  await rrow.getByRole('cell', { name: pol, exact: true }).waitFor();
+  await shot(page, 'platform-roles');
+});
+
 test('every page renders without script or console errors', async (t) => {
   const pages = { events: '/events', 'alerting-firing': '/alerting?tab=firing', 'alerting-templates': '/alerting?tab=templates', 'platform-clusters': '/platform', 'platform-businesses': '/platform?tab=businesses', 'monitoring-cluster': '/monitoring?level=cluster&cluster=local', 'explore-sql': '/explore?tab=sql' };
   for (const [name, p] of Object.entries(pages)) {
