@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { importMetrics, launchBrowser, pushLogs, repoRoot, screenshotDir, shot, startTidewatch, until } from './support.mjs';
+import { launchBrowser, pushLogs, remoteWrite, repoRoot, screenshotDir, shot, startTidewatch, until } from './support.mjs';
 
 const NODE = 'e2e-node';
 // Unique per run, so a reused server (TIDEWATCH_URL) holds exactly one matching line.
@@ -24,19 +24,19 @@ const once = (f) => {
 
 const seedMetrics = once(async () => {
   const now = Date.now();
-  // 60 samples over the last 30 minutes of a few node metrics for one node of cluster "local".
-  const lines = [];
-  for (let i = 59; i >= 0; i--) {
-    const ts = now - i * 30000;
-    lines.push(`k8s_node_cpu_usage{cluster_id="local",node="${NODE}"} ${(40 + 20 * Math.sin(i / 6)).toFixed(3)} ${ts}`);
-    lines.push(`k8s_node_mem_usage{cluster_id="local",node="${NODE}"} ${(60 + Math.cos(i / 9) * 4).toFixed(3)} ${ts}`);
-    lines.push(`k8s_node_filesystem_usage{cluster_id="local",node="${NODE}"} ${(71 + i / 100).toFixed(3)} ${ts}`);
-    lines.push(`k8s_node_network_receive_bytes_bw{cluster_id="local",node="${NODE}"} ${2e6 + ((i * 7919) % 1000) * 1000} ${ts}`);
-    lines.push(`k8s_node_network_transmit_bytes_bw{cluster_id="local",node="${NODE}"} ${5e5 + ((i * 104729) % 1000) * 300} ${ts}`);
-  }
-  await importMetrics(tw.url, lines);
+  // 60 samples over the last 30 minutes of a few node metrics for one node of cluster "local",
+  // sent the way the collector sends them: Prometheus remote-write.
+  const node = { cluster_id: 'local', node: NODE };
+  const samples = (f) => Array.from({ length: 60 }, (_, k) => [now - (59 - k) * 30000, f(59 - k)]);
+  await remoteWrite(tw.url, [
+    { labels: { __name__: 'k8s_node_cpu_usage', ...node }, samples: samples((i) => 40 + 20 * Math.sin(i / 6)) },
+    { labels: { __name__: 'k8s_node_mem_usage', ...node }, samples: samples((i) => 60 + Math.cos(i / 9) * 4) },
+    { labels: { __name__: 'k8s_node_filesystem_usage', ...node }, samples: samples((i) => 71 + i / 100) },
+    { labels: { __name__: 'k8s_node_network_receive_bytes_bw', ...node }, samples: samples((i) => 2e6 + ((i * 7919) % 1000) * 1000) },
+    { labels: { __name__: 'k8s_node_network_transmit_bytes_bw', ...node }, samples: samples((i) => 5e5 + ((i * 104729) % 1000) * 300) },
+  ]);
   // Ingest may be asynchronous: wait until the samples are queryable.
-  await until('imported metrics to be queryable', async () => {
+  await until('written metrics to be queryable', async () => {
     const r = await fetch(`${tw.url}/api/v1/query?query=${encodeURIComponent(`k8s_node_cpu_usage{node="${NODE}"}`)}`);
     return r.ok && (await r.json()).data?.result?.length > 0;
   });
@@ -140,14 +140,16 @@ test('explore runs a PromQL query (graph and table) and shows a failed query\'s 
 });
 
 test('a chart of 10,000 points renders', async (t) => {
-  // 20 series x 500 samples, queried at the samples' own 10 s step over a custom range.
-  const end = Math.floor(Date.now() / 10000) * 10;
-  const start = end - 4990;
-  const lines = [];
-  for (let s = 0; s < 20; s++) for (let i = 0; i < 500; i++) lines.push(`e2e_dense{series="s${s}"} ${(s * 10 + Math.sin(i / 20) * 5).toFixed(3)} ${(start + i * 10) * 1000}`);
-  await importMetrics(tw.url, lines);
+  // 20 series x 500 samples 5 s apart, queried at that step over a custom range.
+  const end = Math.floor(Date.now() / 5000) * 5;
+  const start = end - 499 * 5;
+  const series = Array.from({ length: 20 }, (_, s) => ({
+    labels: { __name__: 'e2e_dense', series: `s${s}` },
+    samples: Array.from({ length: 500 }, (_, i) => [(start + i * 5) * 1000, s * 10 + Math.sin(i / 20) * 5]),
+  }));
+  await remoteWrite(tw.url, series);
   await until('dense series to be queryable', async () => {
-    const r = await fetch(`${tw.url}/api/v1/query_range?query=e2e_dense&start=${start}&end=${end}&step=10`);
+    const r = await fetch(`${tw.url}/api/v1/query_range?query=e2e_dense&start=${start}&end=${end}&step=5`);
     return r.ok && (await r.json()).data?.result?.length === 20;
   });
   await page.goto(`${tw.url}/explore?q=e2e_dense&from=${start}&to=${end}`);

@@ -83,10 +83,59 @@ export async function startTidewatch() {
   return { url, stop, logFile };
 }
 
-/** Imports samples in Prometheus text format with millisecond timestamps. */
-export async function importMetrics(url, lines) {
-  const r = await fetch(`${url}/api/v1/import/prometheus`, { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: lines.join('\n') + '\n' });
-  if (!r.ok) throw new Error(`import/prometheus: HTTP ${r.status}: ${await r.text()}`);
+/** Protobuf varint. */
+function varint(n) {
+  const out = [];
+  let v = BigInt(n);
+  if (v < 0n) v += 1n << 64n; // int64 two's complement
+  do {
+    let b = Number(v & 0x7fn);
+    v >>= 7n;
+    if (v) b |= 0x80;
+    out.push(b);
+  } while (v);
+  return Buffer.from(out);
+}
+const field = (num, wire) => varint((num << 3) | wire);
+const bytesField = (num, buf) => Buffer.concat([field(num, 2), varint(buf.length), buf]);
+const strField = (num, str) => bytesField(num, Buffer.from(str, 'utf8'));
+function doubleField(num, x) {
+  const b = Buffer.alloc(8);
+  b.writeDoubleLE(x);
+  return Buffer.concat([field(num, 1), b]);
+}
+
+/** A Prometheus remote-write 1.0 `WriteRequest` (labels sorted by name, as the spec requires). */
+export function writeRequest(series) {
+  const ts = series.map(({ labels, samples }) => {
+    const ls = Object.entries(labels)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([k, v]) => bytesField(1, Buffer.concat([strField(1, k), strField(2, v)])));
+    const ss = samples.map(([tMs, v]) => bytesField(2, Buffer.concat([doubleField(1, v), field(2, 0), varint(tMs)])));
+    return bytesField(1, Buffer.concat([...ls, ...ss]));
+  });
+  return Buffer.concat(ts);
+}
+
+/** Snappy block format using literals only (valid input for any snappy decoder). */
+export function snappyLiteral(data) {
+  const parts = [varint(data.length)];
+  for (let off = 0; off < data.length; off += 65536) {
+    const chunk = data.subarray(off, Math.min(data.length, off + 65536));
+    const n = chunk.length - 1;
+    parts.push(n < 60 ? Buffer.from([n << 2]) : Buffer.from([61 << 2, n & 0xff, n >> 8]), chunk);
+  }
+  return Buffer.concat(parts);
+}
+
+/** Sends series through Prometheus remote-write (`[{labels, samples: [[ms, value]]}]`). */
+export async function remoteWrite(url, series) {
+  const r = await fetch(`${url}/api/v1/write`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-protobuf', 'Content-Encoding': 'snappy', 'X-Prometheus-Remote-Write-Version': '0.1.0' },
+    body: snappyLiteral(writeRequest(series)),
+  });
+  if (!r.ok) throw new Error(`remote-write: HTTP ${r.status}: ${await r.text()}`);
 }
 
 /** Pushes log lines through the Loki JSON push API. */
