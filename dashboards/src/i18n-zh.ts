@@ -282,6 +282,8 @@ export const zh: Record<string, string> = {
   Delivered: '发送结果',
   Locked: '已锁定',
   Open: '查看',
+  'Platform cluster list': '平台集群列表',
+  Alerts: '告警',
   'Business CPU used': '业务 CPU 使用量',
   'Business memory used': '业务内存使用量',
   'Insert a metric name…': '插入指标名…',

@@ -7,11 +7,11 @@ export function Loading() {
   return <div class="state loading" role="status" aria-live="polite">{t('Loading…')}</div>;
 }
 
-export function ErrorBox({ error, onRetry }: { error: unknown; onRetry?: () => void }) {
+export function ErrorBox({ error, onRetry, title }: { error: unknown; onRetry?: () => void; title?: string }) {
   const msg = error instanceof Error ? error.message : String(error);
   return (
     <div class="state error" role="alert">
-      <strong>{t('Error')}:</strong> <span class="error-message">{msg}</span>
+      <strong>{title ?? t('Error')}:</strong> <span class="error-message">{msg}</span>
       {onRetry && <button class="link" onClick={onRetry}>{t('Retry')}</button>}
     </div>
   );

@@ -119,7 +119,7 @@ export function OverviewPage() {
               </div>
               <section class="panel wide" aria-label={t('Clusters')}>
                 <h3>{t('Clusters')}</h3>
-                {d.platformError !== undefined && <ErrorBox error={d.platformError} />}
+                {d.platformError !== undefined && <ErrorBox title={t('Platform cluster list')} error={d.platformError} />}
                 <Table
                   label={t('Clusters')}
                   rows={d.clusters}
@@ -139,7 +139,7 @@ export function OverviewPage() {
               <section class="panel wide" aria-label={t('Firing alerts')}>
                 <h3>{t('Firing alerts')}</h3>
                 {d.alertError !== undefined ? (
-                  <ErrorBox error={d.alertError} />
+                  <ErrorBox title={t('Alerts')} error={d.alertError} />
                 ) : (
                   <Table
                     label={t('Firing alerts')}
