@@ -383,13 +383,40 @@ test('an admin creates a policy and a role that uses it', async () => {
   await shot(page, 'platform-roles');
 });
 
-test('every page renders without script or console errors', async (t) => {
-  const pages = { events: '/events', 'alerting-firing': '/alerting?tab=firing', 'alerting-templates': '/alerting?tab=templates', 'platform-clusters': '/platform', 'platform-businesses': '/platform?tab=businesses', 'monitoring-cluster': '/monitoring?level=cluster&cluster=local', 'explore-sql': '/explore?tab=sql' };
+/** Form controls on the page that have neither a label nor an aria-label. */
+const unlabelledControls = (page) =>
+  page.evaluate(() =>
+    [...document.querySelectorAll('input, select, textarea')]
+      .filter((el) => !(el.labels?.length || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')))
+      .map((el) => el.outerHTML.slice(0, 80)),
+  );
+
+test('every page renders without script or console errors, every control labelled', async (t) => {
+  const pages = {
+    events: '/events',
+    'monitoring-cluster': '/monitoring?level=cluster&cluster=local',
+    'monitoring-workload': '/monitoring?level=workload&cluster=local',
+    'monitoring-pod': '/monitoring?level=pod&cluster=local',
+    'monitoring-container': '/monitoring?level=container&cluster=local',
+    'explore-sql': '/explore?tab=sql',
+    'logs-all': '/logs',
+    ...Object.fromEntries(['firing', 'silences', 'receivers', 'groups', 'channels', 'templates', 'history', 'inbox'].map((x) => [`alerting-${x}`, `/alerting?tab=${x}`])),
+    ...Object.fromEntries(['clusters', 'businesses', 'users', 'roles', 'policies'].map((x) => [`platform-${x}`, `/platform?tab=${x}`])),
+  };
   for (const [name, p] of Object.entries(pages)) {
     await page.goto(tw.url + p);
     await page.locator('main h1').waitFor();
     await page.waitForLoadState('networkidle');
     await shot(page, name);
+    assert.deepEqual(await unlabelledControls(page), [], `unlabelled controls on ${p}`);
+  }
+  for (const [p, button] of [['/alerting?tab=policies', 'Create policy'], ['/alerting?tab=channels', 'Create channel'], ['/platform?tab=clusters', 'Create cluster'], ['/alerting?tab=silences', 'Create silence']]) {
+    await page.goto(tw.url + p);
+    await page.getByRole('button', { name: button }).click();
+    await page.getByRole('dialog').waitFor();
+    assert.deepEqual(await unlabelledControls(page), [], `unlabelled controls in "${button}"`);
+    await page.keyboard.press('Escape');
+    await page.getByRole('dialog').waitFor({ state: 'detached' });
   }
   // The browser logs every non-2xx response (the 401 of /me before login, a wrong password, a
   // malformed query); anything else on the console is the app's own error.
