@@ -16,6 +16,11 @@ let page;
 const pageErrors = [];
 const consoleErrors = [];
 
+/** The admin's session cookie, so the test's own API calls are authenticated like the browser's. */
+const auth = async () => ({ cookie: (await browser.context.cookies(tw.url)).map((c) => `${c.name}=${c.value}`).join('; ') });
+/** `fetch` with the session cookie. */
+const api = async (path, init = {}) => fetch(tw.url + path, { ...init, headers: { ...(init.headers ?? {}), ...(await auth()) } });
+
 /** Runs `f` once and shares its promise (each test seeds only the data it needs). */
 const once = (f) => {
   let p;
@@ -34,10 +39,10 @@ const seedMetrics = once(async () => {
     { labels: { __name__: 'k8s_node_filesystem_usage', ...node }, samples: samples((i) => 71 + i / 100) },
     { labels: { __name__: 'k8s_node_network_receive_bytes_bw', ...node }, samples: samples((i) => 2e6 + ((i * 7919) % 1000) * 1000) },
     { labels: { __name__: 'k8s_node_network_transmit_bytes_bw', ...node }, samples: samples((i) => 5e5 + ((i * 104729) % 1000) * 300) },
-  ]);
+  ], await auth());
   // Ingest may be asynchronous: wait until the samples are queryable.
   await until('written metrics to be queryable', async () => {
-    const r = await fetch(`${tw.url}/api/v1/query?query=${encodeURIComponent(`k8s_node_cpu_usage{node="${NODE}"}`)}`);
+    const r = await api(`/api/v1/query?query=${encodeURIComponent(`k8s_node_cpu_usage{node="${NODE}"}`)}`);
     return r.ok && (await r.json()).data?.result?.length > 0;
   });
 });
@@ -46,10 +51,10 @@ const seedLogs = once(async () => {
   const now = Date.now();
   const logLines = [];
   for (let i = 20; i >= 1; i--) logLines.push([now - i * 1000, i === 7 ? `checkout ${NEEDLE} completed order=42` : `GET /healthz 200 line=${i}`]);
-  await pushLogs(tw.url, { cluster_id: 'local', namespace: 'e2e', workload_name: 'shop', pod: 'e2e-pod', container: 'app' }, logLines);
+  await pushLogs(tw.url, { cluster_id: 'local', namespace: 'e2e', workload_name: 'shop', pod: 'e2e-pod', container: 'app' }, logLines, await auth());
   await until('pushed logs to be queryable', async () => {
     const q = encodeURIComponent(`{namespace="e2e"} |= "${NEEDLE}"`);
-    const r = await fetch(`${tw.url}/loki/api/v1/query_range?query=${q}&start=${(now - 3600e3) * 1e6}&end=${(now + 60e3) * 1e6}`);
+    const r = await api(`/loki/api/v1/query_range?query=${q}&start=${(now - 3600e3) * 1e6}&end=${(now + 60e3) * 1e6}`);
     return r.ok && (await r.json()).data?.result?.length > 0;
   });
 });
@@ -147,9 +152,9 @@ test('a chart of 10,000 points renders', async (t) => {
     labels: { __name__: 'e2e_dense', series: `s${s}` },
     samples: Array.from({ length: 500 }, (_, i) => [(start + i * 5) * 1000, s * 10 + Math.sin(i / 20) * 5]),
   }));
-  await remoteWrite(tw.url, series);
+  await remoteWrite(tw.url, series, await auth());
   await until('dense series to be queryable', async () => {
-    const r = await fetch(`${tw.url}/api/v1/query_range?query=e2e_dense&start=${start}&end=${end}&step=5`);
+    const r = await api(`/api/v1/query_range?query=e2e_dense&start=${start}&end=${end}&step=5`);
     return r.ok && (await r.json()).data?.result?.length === 20;
   });
   await page.goto(`${tw.url}/explore?q=e2e_dense&from=${start}&to=${end}`);
@@ -185,7 +190,7 @@ test('live tail shows a line pushed after it started', async () => {
   const fresh = `tail-${Date.now()} arrived live`;
   // The websocket may connect a moment after the click: push until the line shows (bounded).
   await until('the pushed line in the live view', async () => {
-    await pushLogs(tw.url, { cluster_id: 'local', namespace: 'e2e', workload_name: 'shop', pod: 'e2e-pod', container: 'app' }, [[Date.now(), fresh]]);
+    await pushLogs(tw.url, { cluster_id: 'local', namespace: 'e2e', workload_name: 'shop', pod: 'e2e-pod', container: 'app' }, [[Date.now(), fresh]], await auth());
     return page.locator('ol.loglines li', { hasText: fresh }).first().isVisible({ timeout: 1000 }).catch(() => false);
   }, 20000, 1000);
   await shot(page, 'logs-live');
@@ -269,7 +274,7 @@ test('notification objects: channel, template with server preview, receiver, gro
 
 test('a firing alert is listed and silenced from the console', async () => {
   const alertname = `E2EAlert${Date.now() % 100000}`;
-  const r = await fetch(`${tw.url}/api/v2/alerts`, {
+  const r = await api('/api/v2/alerts', {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify([{ labels: { alertname, cluster_id: 'local', severity: 'warning' }, annotations: { summary: 'raised by the browser test' }, startsAt: new Date().toISOString() }]),
@@ -288,7 +293,7 @@ test('a firing alert is listed and silenced from the console', async () => {
   const srow = page.getByRole('row').filter({ hasText: alertname });
   await srow.getByRole('cell', { name: 'active', exact: true }).waitFor();
   await shot(page, 'alerting-silences');
-  const silenced = await (await fetch(`${tw.url}/api/v2/alerts?filter=${encodeURIComponent(`alertname="${alertname}"`)}`)).json();
+  const silenced = await (await api(`/api/v2/alerts?filter=${encodeURIComponent(`alertname="${alertname}"`)}`)).json();
   assert.equal(silenced[0]?.status?.state, 'suppressed', 'Alertmanager reports the alert as silenced');
 });
 

@@ -129,19 +129,19 @@ export function snappyLiteral(data) {
 }
 
 /** Sends series through Prometheus remote-write (`[{labels, samples: [[ms, value]]}]`). */
-export async function remoteWrite(url, series) {
+export async function remoteWrite(url, series, headers = {}) {
   const r = await fetch(`${url}/api/v1/write`, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/x-protobuf', 'Content-Encoding': 'snappy', 'X-Prometheus-Remote-Write-Version': '0.1.0' },
+    headers: { 'Content-Type': 'application/x-protobuf', 'Content-Encoding': 'snappy', 'X-Prometheus-Remote-Write-Version': '0.1.0', ...headers },
     body: snappyLiteral(writeRequest(series)),
   });
   if (!r.ok) throw new Error(`remote-write: HTTP ${r.status}: ${await r.text()}`);
 }
 
 /** Pushes log lines through the Loki JSON push API. */
-export async function pushLogs(url, stream, lines) {
+export async function pushLogs(url, stream, lines, headers = {}) {
   const body = { streams: [{ stream, values: lines.map(([tsMs, line]) => [`${BigInt(Math.floor(tsMs)) * 1000000n}`, line]) }] };
-  const r = await fetch(`${url}/loki/api/v1/push`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  const r = await fetch(`${url}/loki/api/v1/push`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify(body) });
   if (!r.ok) throw new Error(`loki push: HTTP ${r.status}: ${await r.text()}`);
 }
 
