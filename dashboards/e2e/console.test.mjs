@@ -272,7 +272,7 @@ test('notification objects: channel, template with server preview, receiver, gro
   assert.deepEqual(stored.notify_ways, [{ channel: ch, template: tpl }]);
 });
 
-test('a firing alert is listed and silenced from the console', async () => {
+test('a firing alert is listed, acknowledged and silenced from the console', async () => {
   const alertname = `E2EAlert${Date.now() % 100000}`;
   const r = await api('/api/v2/alerts', {
     method: 'POST',
@@ -283,6 +283,14 @@ test('a firing alert is listed and silenced from the console', async () => {
   await page.goto(`${tw.url}/alerting?tab=firing`);
   const row = page.getByRole('row').filter({ has: page.getByRole('cell', { name: alertname, exact: true }) });
   await row.waitFor();
+  // Acknowledge it (stops repeated notifications), then silence it.
+  const listed = await (await api(`/api/v2/alerts?filter=${encodeURIComponent(`alertname="${alertname}"`)}`)).json();
+  const fp = listed[0].fingerprint;
+  const dialogs = [];
+  page.once('dialog', (dlg) => dialogs.push(dlg.message()) && dlg.dismiss());
+  await row.getByRole('button', { name: 'Acknowledge' }).click();
+  await until('the acknowledgement to be stored', async () => (await api(`/api/platform/v1/alerts/${fp}/ack`)).ok, 10000);
+  assert.deepEqual(dialogs, [], 'acknowledging raised no error');
   await row.getByRole('button', { name: 'Silence' }).click();
   const d = page.getByRole('dialog', { name: 'Create silence' });
   assert.match(await d.getByRole('textbox', { name: 'Matchers' }).inputValue(), new RegExp(`alertname="${alertname}"`));
