@@ -61,6 +61,13 @@ export async function startTidewatch() {
   const child = spawn(bin, ['up', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], { stdio: ['ignore', log, log] });
   let exited = null;
   child.on('exit', (code, sig) => (exited = `exited with ${code ?? sig}`));
+  // Never leave the server behind, even when the test process is killed outright: a detached
+  // watchdog kills the server once this process is gone (and exits when the server does).
+  const watchdog = `const [p, c] = [${process.pid}, ${child.pid}];
+    const alive = (x) => { try { process.kill(x, 0); return true; } catch { return false; } };
+    setInterval(() => { if (!alive(c)) process.exit(0); if (!alive(p)) { try { process.kill(c, 'SIGKILL'); } catch {} process.exit(0); } }, 500);`;
+  spawn(process.execPath, ['-e', watchdog], { detached: true, stdio: 'ignore' }).unref();
+  process.once('exit', () => exited || child.kill('SIGKILL'));
   const url = `http://127.0.0.1:${port}`;
   try {
     await until('tidewatch /-/ready', async () => {
