@@ -197,6 +197,27 @@ test('live tail shows a line pushed after it started', async () => {
   await page.getByRole('button', { name: 'Stop live tail' }).click();
 });
 
+test('the events page lists and filters a cluster event', async () => {
+  const reason = `E2EBackOff${Date.now() % 100000}`;
+  const now = new Date().toISOString();
+  const ev = (name, type, r) => ({
+    cluster_id: 'local', namespace: 'e2e', name: `${name}.1`, uid: `uid-${name}-${r}`, reason: r, type,
+    message: `${r} for ${name}`, count: 3, first_timestamp: now, last_timestamp: now,
+    involved_object: { kind: 'Pod', name, namespace: 'e2e', uid: `pod-${name}` },
+  });
+  const r = await api('/api/v1/events', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ events: [ev('e2e-pod', 'Warning', reason), ev('e2e-other', 'Normal', `${reason}Other`)] }) });
+  assert.ok(r.ok, `POST /api/v1/events: HTTP ${r.status} ${await r.text()}`);
+  await page.goto(`${tw.url}/events?namespace=e2e`);
+  await page.getByRole('cell', { name: reason, exact: true }).waitFor();
+  await page.getByLabel('Reason').selectOption(reason);
+  const rows = page.getByRole('table', { name: 'Events' }).getByRole('row');
+  await until('only the chosen reason listed', async () => (await rows.count()) === 2, 10000); // header + 1
+  const row = rows.nth(1);
+  assert.match(await row.innerText(), /Pod\/e2e-pod/);
+  assert.match(await row.innerText(), /Warning/);
+  await shot(page, 'events-filtered');
+});
+
 test('create an alarm policy and see it listed', async () => {
   await page.goto(`${tw.url}/alerting?tab=policies`);
   await page.getByRole('button', { name: 'Create policy' }).click();

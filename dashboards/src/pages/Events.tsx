@@ -31,7 +31,8 @@ function when(v: unknown): string {
     const ms = v > 1e17 ? v / 1e6 : v > 1e14 ? v / 1e3 : v > 1e11 ? v : v * 1000;
     return new Date(ms).toLocaleString();
   }
-  return str(v);
+  const d = typeof v === 'string' ? new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(v) ? v : `${v}Z`) : null;
+  return d && !Number.isNaN(d.getTime()) ? d.toLocaleString() : str(v);
 }
 
 async function loadEvents(): Promise<Row[]> {
