@@ -80,7 +80,6 @@ pub async fn run(role: Role, mut config: Config) -> anyhow::Result<()> {
             background.clone(),
         )
         .await?;
-        router = router.merge(a.router());
         Some(a)
     } else {
         None
@@ -111,6 +110,14 @@ pub async fn run(role: Role, mut config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
+    // The aggregator's query APIs are scoped per tenant when the platform
+    // runs in the same process.
+    if let Some(a) = &aggregator {
+        router = router.merge(match &platform {
+            Some(p) => p.scope_router(a.router()),
+            None => a.router(),
+        });
+    }
     let collector = if role.has(Role::Collector) {
         let c = Collector::start(
             config.collector.clone(),
@@ -167,4 +174,8 @@ fn wire_defaults(config: &mut Config, base_url: &str) {
         .alerting
         .remote_write_url
         .get_or_insert_with(|| format!("{base_url}/api/v1/write"));
+    config
+        .platform
+        .aggregator_url
+        .get_or_insert_with(|| base_url.to_string());
 }
