@@ -361,6 +361,15 @@ fn failed_deliveries_are_retried() {
             .any(|h| h["ok"] == true && h["integration"] == "webhook[0]"),
         "{hist}"
     );
+    let (_, metrics) = support::blocking_get(&tw.url("/metrics"));
+    assert!(
+        metrics.contains("tidewatch_alertmanager_notifications_total{integration=\"webhook\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tidewatch_alertmanager_alerts_received_total{source=\"api\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[test]
