@@ -160,10 +160,10 @@ impl GoTemplates {
     }
 
     /// Renders a source added before (text without actions as is).
-    pub fn render(
+    pub fn render<L: serde::Serialize>(
         &self,
         src: &str,
-        labels: &BTreeMap<String, String>,
+        labels: &L,
         value: f64,
         external_labels: &BTreeMap<String, String>,
     ) -> Result<String, String> {
