@@ -397,7 +397,7 @@ async fn delete_silence(
 }
 
 async fn status(State(e): State<Arc<AlertEngine>>) -> Json<Value> {
-    let original = serde_yaml::to_string(e.config()).unwrap_or_default();
+    let original = crate::api::am_config::original(e.config());
     Json(json!({
         "cluster": {"peers": [], "status": "disabled"},
         "config": {"original": original},
