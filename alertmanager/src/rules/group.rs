@@ -543,4 +543,32 @@ mod tests {
         assert!(o.alerts[0].ends_at.timestamp_millis() == 180_000);
         assert_eq!(g.alerts()[0].1.state, AlertState::Inactive);
     }
+
+    #[tokio::test]
+    async fn keep_firing_for_holds_the_alert() {
+        let def: GroupDef = serde_yaml::from_str(
+            "name: g\nrules:\n- alert: Flappy\n  expr: x\n  keep_firing_for: 2m\n",
+        )
+        .unwrap();
+        let mut g = Group::compile(&def, "t", Duration::from_secs(60)).unwrap();
+        let q = Fixed(parking_lot::Mutex::new(vec![Sample {
+            labels: Labels::from_pairs([("__name__", "x")]),
+            value: 1.0,
+        }]));
+        let e = BTreeMap::new();
+        let o = g.eval(&q, 0, &e, "").await;
+        assert_eq!(o.alerts.len(), 1, "for: 0 fires at once");
+        q.0.lock().clear();
+        for t in [60_000, 120_000] {
+            g.eval(&q, t, &e, "").await;
+            assert_eq!(
+                g.alerts()[0].1.state,
+                AlertState::Firing,
+                "kept firing at {t}"
+            );
+        }
+        let o = g.eval(&q, 180_000, &e, "").await;
+        assert_eq!(g.alerts()[0].1.state, AlertState::Inactive);
+        assert_eq!(o.alerts[0].ends_at.timestamp_millis(), 180_000);
+    }
 }
