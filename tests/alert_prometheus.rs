@@ -107,6 +107,22 @@ fn prometheus_sends_alerts_and_amtool_silences_them() {
     // amtool reads the status endpoint too.
     let c = amtool(&base, &["config", "show"]);
     assert!(c.contains("receiver: hook"), "{c}");
+    let routes = amtool(&base, &["config", "routes"]);
+    assert!(routes.contains("default-route  receiver: hook"), "{routes}");
+    // The served configuration is one Alertmanager itself accepts.
+    let am = dir.path().join("am.yml");
+    let (_, status) = call("GET", &format!("{base}/api/v2/status"), None);
+    std::fs::write(&am, status["config"]["original"].as_str().unwrap()).unwrap();
+    let out = Command::new("amtool")
+        .arg("check-config")
+        .arg(&am)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]

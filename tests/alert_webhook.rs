@@ -99,6 +99,30 @@ fn grouping_and_timing() {
     let other = hook.wait_for("Other", 1, WAIT);
     assert_eq!(summary(&other[0]).1, vec!["Other:c:firing".to_string()]);
 
+    // The API shows the groups, receivers and status like Alertmanager.
+    let (_, groups) = call("GET", &format!("{base}/api/v2/alerts/groups"), None);
+    let grp = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["labels"]["alertname"] == "Grp")
+        .unwrap();
+    assert_eq!(grp["receiver"]["name"], "hook");
+    assert_eq!(grp["alerts"].as_array().unwrap().len(), 2);
+    assert_eq!(grp["alerts"][0]["receivers"][0]["name"], "hook");
+    assert_eq!(grp["alerts"][0]["status"]["state"], "active");
+    let (_, receivers) = call("GET", &format!("{base}/api/v2/receivers"), None);
+    assert_eq!(receivers, json!([{"name": "hook"}]));
+    let (_, status) = call("GET", &format!("{base}/api/v2/status"), None);
+    assert_eq!(status["cluster"]["status"], "disabled");
+    assert!(
+        status["config"]["original"]
+            .as_str()
+            .unwrap()
+            .contains("group_wait: 1s"),
+        "{status}"
+    );
+
     // A new alert joins the group: sent at the next group_interval tick,
     // not before.
     post_alerts(
@@ -336,6 +360,15 @@ fn failed_deliveries_are_retried() {
             .iter()
             .any(|h| h["ok"] == true && h["integration"] == "webhook[0]"),
         "{hist}"
+    );
+    let (_, metrics) = support::blocking_get(&tw.url("/metrics"));
+    assert!(
+        metrics.contains("tidewatch_alertmanager_notifications_total{integration=\"webhook\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tidewatch_alertmanager_alerts_received_total{source=\"api\"} 1"),
+        "{metrics}"
     );
 }
 

@@ -318,6 +318,9 @@ impl ObjectStore {
         }
         let mut inbox: Vec<InboxMessage> = by_id.into_values().collect();
         inbox.sort_by_key(|a| a.created_at);
+        if inbox.len() > max_history {
+            inbox.drain(..inbox.len() - max_history);
+        }
         if inbox_journal.len() > inbox.len() * 2 + 16 {
             inbox_journal.rewrite(&inbox)?;
         }
@@ -379,7 +382,16 @@ impl ObjectStore {
     /// Adds inbox messages.
     pub fn add_messages(&self, msgs: Vec<InboxMessage>) -> std::io::Result<()> {
         self.inbox_journal.append(&msgs)?;
-        self.inbox.write().extend(msgs);
+        let mut g = self.inbox.write();
+        g.extend(msgs);
+        // The inbox keeps as many messages as the history keeps entries.
+        if g.len() > self.max_history {
+            let excess = g.len() - self.max_history;
+            g.drain(..excess);
+        }
+        if self.inbox_journal.len() > self.max_history * 2 + 16 {
+            self.inbox_journal.rewrite(&g)?;
+        }
         Ok(())
     }
 

@@ -249,3 +249,69 @@ fn compile(ms: &[ApiMatcher]) -> Result<Matchers, String> {
         .collect::<Result<Vec<_>, _>>()
         .map(Matchers)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(
+        id: Option<String>,
+        value: &str,
+        start: i64,
+        end: i64,
+        now: DateTime<Utc>,
+    ) -> PostableSilence {
+        PostableSilence {
+            id,
+            matchers: vec![ApiMatcher {
+                name: "alertname".into(),
+                value: value.into(),
+                is_regex: false,
+                is_equal: None,
+            }],
+            starts_at: now + ChronoDuration::seconds(start),
+            ends_at: now + ChronoDuration::seconds(end),
+            created_by: "t".into(),
+            comment: "c".into(),
+        }
+    }
+
+    #[test]
+    fn update_expire_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let s = Silences::open(dir.path(), 10).unwrap();
+        let id = s.upsert(post(None, "A", 0, 60, now), now).unwrap();
+        let l = Labels::from_pairs([("alertname", "A")]);
+        assert_eq!(s.mutes(&l, now), vec![id.clone()]);
+        // Extending the end keeps the id; changing matchers makes a new one.
+        let same = s
+            .upsert(post(Some(id.clone()), "A", 0, 120, now), now)
+            .unwrap();
+        assert_eq!(same, id);
+        let other = s
+            .upsert(post(Some(id.clone()), "B", 0, 120, now), now)
+            .unwrap();
+        assert_ne!(other, id);
+        assert_eq!(state(&s.get(&id).unwrap(), now), "expired");
+        assert!(s.mutes(&l, now).is_empty());
+        assert!(matches!(
+            s.upsert(post(None, "A", 10, 5, now), now),
+            Err(SilenceError::Invalid("endsAt", _))
+        ));
+        let pending = s.upsert(post(None, "C", 30, 60, now), now).unwrap();
+        assert_eq!(state(&s.get(&pending).unwrap(), now), "pending");
+        s.expire(&other, now).unwrap();
+        drop(s);
+        let s = Silences::open(dir.path(), 10).unwrap();
+        assert_eq!(s.list().len(), 3);
+        assert_eq!(
+            state(&s.get(&other).unwrap(), now + ChronoDuration::seconds(1)),
+            "expired"
+        );
+        assert!(matches!(
+            s.expire("nope", now),
+            Err(SilenceError::NotFound(_))
+        ));
+    }
+}

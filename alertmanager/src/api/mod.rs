@@ -1,6 +1,7 @@
 //! HTTP APIs: Alertmanager API v2 (`/api/v2/*`) and the platform REST
 //! objects of alerting (`/api/platform/v1/*`).
 
+pub mod am_config;
 pub mod platform;
 pub mod v2;
 

@@ -86,13 +86,18 @@ pub fn validate_alerts(
         if labels.is_empty() {
             return Err((field, "at least one label pair required".into()));
         }
-        for (k, v) in &labels {
+        for k in labels.keys() {
             if !tidewatch_common::labels::is_valid_label_name(k) {
                 return Err((field, format!("invalid label name {k:?}")));
             }
-            if v.is_empty() {
-                return Err((field, format!("empty value of label {k:?}")));
-            }
+        }
+        // Empty values mean "absent", as in Prometheus.
+        let labels = Labels::from_pairs(labels);
+        if labels.is_empty() {
+            return Err((
+                field,
+                "at least one label pair with a value required".into(),
+            ));
         }
         let starts = zero(starts);
         let ends = zero(ends);
@@ -108,7 +113,7 @@ pub fn validate_alerts(
             ));
         }
         out.push(Alert {
-            labels: Labels::from_pairs(labels),
+            labels,
             annotations,
             starts_at,
             ends_at,
@@ -392,7 +397,7 @@ async fn delete_silence(
 }
 
 async fn status(State(e): State<Arc<AlertEngine>>) -> Json<Value> {
-    let original = serde_yaml::to_string(e.config()).unwrap_or_default();
+    let original = crate::api::am_config::original(e.config());
     Json(json!({
         "cluster": {"peers": [], "status": "disabled"},
         "config": {"original": original},

@@ -282,6 +282,7 @@ impl Dispatcher {
             let result = self.pipeline.notifier.send(integ, &n).await;
             let kind = name.split('[').next().unwrap_or("").to_string();
             let mut names: Vec<String> = send.iter().map(|a| a.name().to_string()).collect();
+            names.sort_unstable();
             names.dedup();
             history.push(HistoryEntry {
                 time: now,

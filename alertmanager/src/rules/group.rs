@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use tidewatch_common::{Label, Labels};
 
-use crate::model::{Alert, labels_to_map};
+use crate::model::Alert;
 use crate::rules::file::{GroupDef, opt_duration};
 use crate::rules::querier::Querier;
 use crate::template::GoTemplates;
@@ -336,18 +336,29 @@ fn eval_alerting(
     external: &BTreeMap<String, String>,
 ) -> Result<(), String> {
     let mut current: HashMap<u64, ActiveAlert> = HashMap::with_capacity(res.len());
+    let templated = rule
+        .labels
+        .values()
+        .chain(rule.annotations.values())
+        .any(|v| v.contains("{{"));
     for s in res {
-        let mut base = s.labels.clone();
-        base.remove("__name__");
-        let tmpl_labels = labels_to_map(&base);
-        let mut l = base;
+        let mut l = s.labels;
+        l.remove("__name__");
+        // Templates see the labels before the rule's labels apply.
+        let tmpl_labels: BTreeMap<&str, &str> = if templated {
+            l.iter()
+                .map(|x| (x.name.as_str(), x.value.as_str()))
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+        let mut set = Vec::with_capacity(rule.labels.len());
         for (k, v) in rule.labels {
             let v = templates
                 .render(v, &tmpl_labels, s.value, external)
                 .map_err(|e| format!("rule {:?}: label {k}: {e}", rule.name))?;
-            l.set(k, &v);
+            set.push((k, v));
         }
-        l.set("alertname", rule.name);
         let mut ann = BTreeMap::new();
         for (k, v) in rule.annotations {
             let v = templates
@@ -355,6 +366,11 @@ fn eval_alerting(
                 .map_err(|e| format!("rule {:?}: annotation {k}: {e}", rule.name))?;
             ann.insert(k.clone(), v);
         }
+        drop(tmpl_labels);
+        for (k, v) in set {
+            l.set(k, &v);
+        }
+        l.set("alertname", rule.name);
         let h = l.stable_hash();
         if current.contains_key(&h) {
             return Err(format!(
@@ -377,21 +393,22 @@ fn eval_alerting(
             },
         );
     }
-    for (h, new) in current.iter() {
-        match active.get_mut(h) {
+    let seen: std::collections::HashSet<u64> = current.keys().copied().collect();
+    for (h, new) in current {
+        match active.get_mut(&h) {
             Some(a) if a.state != AlertState::Inactive => {
                 a.value = new.value;
-                a.annotations = new.annotations.clone();
-                a.labels = new.labels.clone();
+                a.annotations = new.annotations;
+                a.labels = new.labels;
             }
             _ => {
-                active.insert(*h, new.clone());
+                active.insert(h, new);
             }
         }
     }
     let mut remove = Vec::new();
     for (h, a) in active.iter_mut() {
-        if !current.contains_key(h) {
+        if !seen.contains(h) {
             if rule.keep_firing_for_ms > 0 && a.state == AlertState::Firing {
                 let since = *a.keep_firing_since.get_or_insert(ts);
                 if ts - since < rule.keep_firing_for_ms {
@@ -525,5 +542,33 @@ mod tests {
         assert_eq!(o.alerts.len(), 1);
         assert!(o.alerts[0].ends_at.timestamp_millis() == 180_000);
         assert_eq!(g.alerts()[0].1.state, AlertState::Inactive);
+    }
+
+    #[tokio::test]
+    async fn keep_firing_for_holds_the_alert() {
+        let def: GroupDef = serde_yaml::from_str(
+            "name: g\nrules:\n- alert: Flappy\n  expr: x\n  keep_firing_for: 2m\n",
+        )
+        .unwrap();
+        let mut g = Group::compile(&def, "t", Duration::from_secs(60)).unwrap();
+        let q = Fixed(parking_lot::Mutex::new(vec![Sample {
+            labels: Labels::from_pairs([("__name__", "x")]),
+            value: 1.0,
+        }]));
+        let e = BTreeMap::new();
+        let o = g.eval(&q, 0, &e, "").await;
+        assert_eq!(o.alerts.len(), 1, "for: 0 fires at once");
+        q.0.lock().clear();
+        for t in [60_000, 120_000] {
+            g.eval(&q, t, &e, "").await;
+            assert_eq!(
+                g.alerts()[0].1.state,
+                AlertState::Firing,
+                "kept firing at {t}"
+            );
+        }
+        let o = g.eval(&q, 180_000, &e, "").await;
+        assert_eq!(g.alerts()[0].1.state, AlertState::Inactive);
+        assert_eq!(o.alerts[0].ends_at.timestamp_millis(), 180_000);
     }
 }
