@@ -83,6 +83,13 @@ pub enum RulesCommand {
         /// Test files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Only run test groups whose name matches this regex (repeatable),
+        /// like promtool's `--run`.
+        #[arg(long = "run")]
+        run: Vec<String>,
+        /// Accept unknown fields in rule files.
+        #[arg(long)]
+        ignore_unknown_fields: bool,
     },
 }
 
@@ -122,13 +129,25 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         },
         Command::Rules {
-            command: RulesCommand::Test { files },
+            command:
+                RulesCommand::Test {
+                    files,
+                    run,
+                    ignore_unknown_fields,
+                },
         } => {
             let runtime = match runtime() {
                 Ok(r) => r,
                 Err(code) => return code,
             };
-            let code = runtime.block_on(tidewatch_alertmanager::unit_test::run_files(&files));
+            let opts = tidewatch_alertmanager::unit_test::Options {
+                run,
+                ignore_unknown_fields,
+                ..Default::default()
+            };
+            let code = runtime.block_on(tidewatch_alertmanager::unit_test::run_files_with(
+                &files, &opts,
+            ));
             ExitCode::from(code)
         }
     }

@@ -122,7 +122,13 @@ fn default_config_round_trips_through_config_check() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for section in ["listen:", "aggregator:", "collector:", "alerting:", "platform:"] {
+    for section in [
+        "listen:",
+        "aggregator:",
+        "collector:",
+        "alerting:",
+        "platform:",
+    ] {
         assert!(text.contains(section), "missing {section} in\n{text}");
     }
     let dir = tempfile::tempdir().unwrap();
@@ -133,5 +139,9 @@ fn default_config_round_trips_through_config_check() {
         .arg(&f)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -272,7 +272,9 @@ pub fn start_es_standin(dir: &Path) -> (Proc, u16) {
 pub fn start_smtp(dir: &Path) -> (Proc, u16) {
     let port = free_port();
     let maildir = dir.join("maildir");
-    std::fs::create_dir_all(&maildir).unwrap();
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
     let mut cmd = Command::new(venv().join("bin/python"));
     cmd.args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
         .args(["-c", "aiosmtpd.handlers.Mailbox"])
