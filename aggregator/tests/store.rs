@@ -169,3 +169,42 @@ async fn wal_replay_without_flush_and_limits() {
     );
     assert_eq!(a.store().blocks().len(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_values_roundtrip_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path(), Config::default()).await;
+    let values = vec![
+        2.75,
+        0.1 + 0.2,
+        -3.0,
+        1234.567,
+        f64::from_bits(STALE_NAN_BITS),
+        f64::INFINITY,
+        -0.0,
+        1e300,
+    ];
+    let ts: Vec<i64> = (1..=values.len() as i64).map(|i| i * 1000).collect();
+    a.append(vec![IngestSeries::new(
+        Labels::from_pairs([("__name__", "v")]),
+        ts.clone(),
+        values.clone(),
+    )])
+    .await
+    .unwrap();
+    a.flush().await.unwrap();
+    assert_eq!(a.store().blocks().len(), 1);
+    let got = a
+        .storage()
+        .select(SelectRequest {
+            matchers: vec![Matcher::new(MatchOp::Equal, "__name__", "v")],
+            start_ms: 0,
+            end_ms: 100_000,
+        })
+        .await
+        .unwrap();
+    assert_eq!(got[0].timestamps, ts);
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&got[0].values), bits(&values));
+    a.close().await.unwrap();
+}
