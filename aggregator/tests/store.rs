@@ -208,3 +208,81 @@ async fn block_values_roundtrip_bit_for_bit() {
     assert_eq!(bits(&got[0].values), bits(&values));
     a.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_by_time_and_size() {
+    const H: i64 = 3_600_000;
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        block_duration: std::time::Duration::from_secs(3600),
+        retention_time: std::time::Duration::from_secs(2 * 3600),
+        out_of_order_window: std::time::Duration::from_secs(100 * 3600),
+        ..Config::default()
+    };
+    let a = open(dir.path(), config.clone()).await;
+    // One series per hour-partition 0..4.
+    for h in 0..4 {
+        a.append(vec![series("old", &h.to_string(), &[h * H + 1], 1.0)])
+            .await
+            .unwrap();
+    }
+    a.flush().await.unwrap();
+    // The newest sample is at 3h: hour 0 is already past the 2h retention.
+    let parts: Vec<i64> = a
+        .store()
+        .blocks()
+        .iter()
+        .map(|b| b.meta.partition)
+        .collect();
+    assert_eq!(parts, vec![H, 2 * H, 3 * H]);
+    // Newest sample at 5h: the cutoff is 3h, so blocks ending before it go.
+    a.append(vec![series("new", "x", &[5 * H], 1.0)])
+        .await
+        .unwrap();
+    a.flush().await.unwrap();
+    let parts: Vec<i64> = a
+        .store()
+        .blocks()
+        .iter()
+        .map(|b| b.meta.partition)
+        .collect();
+    assert_eq!(parts, vec![3 * H, 5 * H]);
+    assert_eq!(
+        select(&a, "old", 0, 10 * H).await,
+        vec![("3".into(), vec![3 * H + 1])]
+    );
+    let (s, v) = {
+        let idx = a.store().state.index.read();
+        (idx.len(), idx.iter().count())
+    };
+    assert_eq!((s, v), (2, 2), "series of deleted blocks leave the index");
+    a.close().await.unwrap();
+    drop(a);
+
+    // Size retention keeps only what fits, newest first.
+    let newest = {
+        let a = open(dir.path(), config.clone()).await;
+        let b = a.store().blocks();
+        let n = b.last().unwrap().meta.bytes;
+        a.close().await.unwrap();
+        n
+    };
+    let sized = Config {
+        retention_size_bytes: newest,
+        ..config
+    };
+    let a = open(dir.path(), sized).await;
+    a.append(vec![series("new", "x", &[5 * H + 1], 1.0)])
+        .await
+        .unwrap();
+    a.flush().await.unwrap();
+    let parts: Vec<i64> = a
+        .store()
+        .blocks()
+        .iter()
+        .map(|b| b.meta.partition)
+        .collect();
+    assert_eq!(parts.len(), 1, "{parts:?}");
+    assert!(select(&a, "old", 0, 10 * H).await.is_empty());
+    a.close().await.unwrap();
+}
