@@ -20,6 +20,7 @@ pub mod config;
 pub mod head;
 pub mod index;
 pub mod ingest;
+pub mod rw2;
 pub mod storage;
 pub mod store;
 pub mod table;
