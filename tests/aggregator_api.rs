@@ -294,6 +294,49 @@ fn ingest_limits_metadata_and_errors() {
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["errorType"], "bad_data");
 
+    // Remote-write 2.0 (symbol table) into an existing series.
+    let v2 = |refs: Vec<u32>| {
+        use prost::Message;
+        let req = tidewatch_aggregator::rw2::Request {
+            symbols: ["", "__name__", "good", "job", "a"]
+                .map(String::from)
+                .to_vec(),
+            timeseries: vec![tidewatch_aggregator::rw2::TimeSeries {
+                labels_refs: refs,
+                samples: vec![tidewatch_aggregator::rw2::Sample {
+                    value: 4.0,
+                    timestamp: t + 2000,
+                    start_timestamp: 0,
+                }],
+                histograms: vec![],
+                metadata: None,
+            }],
+        };
+        let body = snap::raw::Encoder::new()
+            .compress_vec(&req.encode_to_vec())
+            .unwrap();
+        support::reqwest::blocking_client()
+            .post(tw.url("/api/v1/write"))
+            .header(
+                "Content-Type",
+                "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+            )
+            .header("Content-Encoding", "snappy")
+            .header("X-Prometheus-Remote-Write-Version", "2.0.0")
+            .body(body)
+            .send()
+            .unwrap()
+    };
+    let r = v2(vec![1, 7]);
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().unwrap().contains("symbol reference 7"));
+    let r = v2(vec![1, 2, 3, 4]);
+    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(
+        r.headers()["X-Prometheus-Remote-Write-Samples-Written"],
+        "1"
+    );
+
     // A restart keeps everything (WAL replay) and flushes on clean stop.
     assert_eq!(tw.proc.terminate(Duration::from_secs(30)), Some(0));
     let tw = Tidewatch::start("aggregator", dir.path(), &["--config", &cfg]);
@@ -306,5 +349,5 @@ fn ingest_limits_metadata_and_errors() {
         b"SELECT count(*) AS n FROM metrics WHERE metric = 'good'".to_vec(),
     );
     let v: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["data"]["rows"], json!([{"n": 3}]), "{body}");
+    assert_eq!(v["data"]["rows"], json!([{"n": 4}]), "{body}");
 }

@@ -189,7 +189,6 @@ fn range_series(v: &Value) -> BTreeSet<String> {
 }
 
 #[test]
-#[ignore = "needs the PromQL engine (tidewatch-promql, promql branch); run once merged"]
 fn promtool_queries_agree() {
     let dir = tempfile::tempdir().unwrap();
     let s = setup(dir.path());

@@ -1,9 +1,13 @@
 //! Parquet blocks: one directory per block under `blocks/`, holding
 //!
-//! - `data.parquet`: `series_id`, `timestamp`, `value`, sorted by series then
-//!   time; `series_id` dictionary/RLE encoded, `timestamp` delta encoded,
-//!   `value` byte-stream-split, all zstd compressed, with row-group and page
-//!   statistics for pruning;
+//! - `data.parquet`: `series_id`, `timestamp`, `value`, `value_int`, sorted
+//!   by series then time; `series_id` dictionary/RLE encoded, `timestamp`
+//!   delta encoded; a value that is an exact decimal with at most 3
+//!   fractional digits (counters, byte gauges, CPU seconds) is stored as
+//!   `value_int / 10^value_scale` (`value_int` delta encoded, so a counter
+//!   costs about the entropy of its increments), any other value goes into
+//!   `value` (byte-stream-split) with `value_int` null; all zstd compressed,
+//!   with row-group and page statistics for pruning;
 //! - `series.parquet`: the block's series index (`series_id`, `labels` as a
 //!   JSON object), loaded into the in-memory postings at start-up;
 //! - `meta.json`: time range, counts, partition, and the blocks it replaces
@@ -18,7 +22,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, Float64Array, StringArray, TimestampMillisecondArray, UInt64Array,
+    Array, ArrayRef, Float64Array, Int8Array, Int64Array, StringArray, TimestampMillisecondArray,
+    UInt64Array,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -35,7 +40,7 @@ use crate::head::MemSeries;
 /// Rows per Parquet row group (pruning granularity).
 const ROW_GROUP_ROWS: usize = 256 * 1024;
 
-/// Schema of the samples (`data.parquet`, and the `samples` table).
+/// Schema of the `samples` table (and of head batches).
 pub fn samples_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("series_id", DataType::UInt64, false),
@@ -44,8 +49,51 @@ pub fn samples_schema() -> SchemaRef {
             DataType::Timestamp(TimeUnit::Millisecond, None),
             false,
         ),
-        Field::new("value", DataType::Float64, false),
+        Field::new("value", DataType::Float64, true),
     ]))
+}
+
+/// Schema of `data.parquet`: the samples schema with integral values split
+/// into `value_int`.
+pub fn file_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("series_id", DataType::UInt64, false),
+        Field::new(
+            "timestamp",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            false,
+        ),
+        Field::new("value", DataType::Float64, true),
+        Field::new("value_int", DataType::Int64, true),
+        Field::new("value_scale", DataType::Int8, false),
+    ]))
+}
+
+/// Powers of ten for `value_scale` 0..=3.
+pub const SCALES: [f64; 4] = [1.0, 10.0, 100.0, 1000.0];
+
+/// `v` as `(i, scale)` with `i as f64 / 10^scale == v` bit for bit, when
+/// such a pair exists with `scale <= 3`.
+fn as_decimal(v: f64) -> Option<(i64, i8)> {
+    if !v.is_finite() || (v == 0.0 && v.is_sign_negative()) {
+        return None;
+    }
+    for (k, &p) in SCALES.iter().enumerate() {
+        let x = (v * p).round();
+        if x.abs() < 9.0e15 && (x / p).to_bits() == v.to_bits() {
+            return Some((x as i64, k as i8));
+        }
+    }
+    None
+}
+
+/// Decodes one stored value.
+fn decode_value(floats: &Float64Array, ints: &Int64Array, scales: &Int8Array, i: usize) -> f64 {
+    if ints.is_valid(i) {
+        ints.value(i) as f64 / SCALES[(scales.value(i).clamp(0, 3)) as usize]
+    } else {
+        floats.value(i)
+    }
 }
 
 fn series_schema() -> SchemaRef {
@@ -114,6 +162,8 @@ fn writer_props() -> WriterProperties {
         .set_column_encoding(ColumnPath::from("timestamp"), Encoding::DELTA_BINARY_PACKED)
         .set_column_dictionary_enabled(ColumnPath::from("value"), false)
         .set_column_encoding(ColumnPath::from("value"), Encoding::BYTE_STREAM_SPLIT)
+        .set_column_dictionary_enabled(ColumnPath::from("value_int"), false)
+        .set_column_encoding(ColumnPath::from("value_int"), Encoding::DELTA_BINARY_PACKED)
         .build()
 }
 
@@ -131,7 +181,7 @@ pub fn write_block(
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
 
-    let schema = samples_schema();
+    let schema = file_schema();
     let mut w = ArrowWriter::try_new(
         File::create(tmp.join("data.parquet"))?,
         schema.clone(),
@@ -149,12 +199,31 @@ pub fn write_block(
         if ids.is_empty() {
             return Ok(());
         }
+        let mut floats = Vec::with_capacity(vs.len());
+        let mut ints = Vec::with_capacity(vs.len());
+        let mut scales = Vec::with_capacity(vs.len());
+        for v in vs.drain(..) {
+            match as_decimal(v) {
+                Some((i, k)) => {
+                    floats.push(None);
+                    ints.push(Some(i));
+                    scales.push(k);
+                }
+                None => {
+                    floats.push(Some(v));
+                    ints.push(None);
+                    scales.push(0);
+                }
+            }
+        }
         let cols: Vec<ArrayRef> = vec![
             Arc::new(UInt64Array::from(std::mem::take(ids))),
             Arc::new(TimestampMillisecondArray::from(std::mem::take(ts))),
-            Arc::new(Float64Array::from(std::mem::take(vs))),
+            Arc::new(Float64Array::from(floats)),
+            Arc::new(Int64Array::from(ints)),
+            Arc::new(Int8Array::from(scales)),
         ];
-        w.write(&RecordBatch::try_new(samples_schema(), cols)?)?;
+        w.write(&RecordBatch::try_new(file_schema(), cols)?)?;
         Ok(())
     };
     for s in &series {
@@ -267,7 +336,25 @@ pub fn read_samples(dir: &Path, mut f: impl FnMut(u64, &[i64], &[f64])) -> anyho
         .build()?;
     for batch in reader {
         let batch = batch?;
-        let (ids, ts, vs) = sample_columns(&batch)?;
+        let (ids, ts, _) = sample_columns(&batch)?;
+        let floats = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .ok_or_else(|| anyhow::anyhow!("value column has the wrong type"))?;
+        let ints = batch
+            .column(3)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(|| anyhow::anyhow!("value_int column has the wrong type"))?;
+        let scales = batch
+            .column(4)
+            .as_any()
+            .downcast_ref::<Int8Array>()
+            .ok_or_else(|| anyhow::anyhow!("value_scale column has the wrong type"))?;
+        let values: Vec<f64> = (0..batch.num_rows())
+            .map(|i| decode_value(floats, ints, scales, i))
+            .collect();
         let n = batch.num_rows();
         let mut start = 0;
         while start < n {
@@ -276,14 +363,14 @@ pub fn read_samples(dir: &Path, mut f: impl FnMut(u64, &[i64], &[f64])) -> anyho
             while end < n && ids.value(end) == id {
                 end += 1;
             }
-            f(id, &ts.values()[start..end], &vs.values()[start..end]);
+            f(id, &ts.values()[start..end], &values[start..end]);
             start = end;
         }
     }
     Ok(())
 }
 
-/// The three columns of a samples batch with the full schema.
+/// The first three columns of a samples batch (table or file schema).
 pub fn sample_columns(
     batch: &RecordBatch,
 ) -> anyhow::Result<(&UInt64Array, &TimestampMillisecondArray, &Float64Array)> {
@@ -312,7 +399,7 @@ mod tests {
         let l2 = Labels::from_pairs([("__name__", "b")]);
         let s1 = MemSeries {
             timestamps: vec![1000, 2000, 3000],
-            values: vec![1.0, 2.0, f64::from_bits(0x7ff0_0000_0000_0002)],
+            values: vec![1.0, 2.5, f64::from_bits(0x7ff0_0000_0000_0002)],
         };
         let s2 = MemSeries {
             timestamps: vec![500],
@@ -353,7 +440,19 @@ mod tests {
         .unwrap();
         assert_eq!(got[0].0, 3);
         assert_eq!(got[1].1, vec![1000, 2000, 3000]);
+        assert_eq!(got[1].2[1], 2.5f64.to_bits());
         assert_eq!(got[1].2[2], 0x7ff0_0000_0000_0002);
+        assert_eq!(as_decimal(-0.0), None);
+        assert_eq!(as_decimal(3.0), Some((3, 0)));
+        assert_eq!(as_decimal(1234.56), Some((123456, 2)));
+        assert_eq!(as_decimal(0.1 + 0.2), None);
+        assert_eq!(as_decimal(f64::INFINITY), None);
+        for v in [0.001, -7.25, 1e15, 123.456, 2.5e-7, f64::MAX, 1e300] {
+            match as_decimal(v) {
+                Some((i, k)) => assert_eq!((i as f64 / SCALES[k as usize]).to_bits(), v.to_bits()),
+                None => assert!(v == 2.5e-7 || v >= 1e300),
+            }
+        }
         assert!(!dir.path().join(".tmp-b1").exists());
     }
 }

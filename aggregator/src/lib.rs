@@ -20,7 +20,8 @@ pub mod config;
 pub mod head;
 pub mod index;
 pub mod ingest;
-pub mod logs; // logs (issue 5)
+pub mod logs;
+pub mod rw2;
 pub mod storage;
 pub mod store;
 pub mod table;

@@ -17,7 +17,7 @@ use datafusion::arrow::array::{StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{Result, ScalarValue};
+use datafusion::common::{DFSchema, Result, ScalarValue};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -27,10 +27,11 @@ use datafusion::logical_expr::{
     Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
 };
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::union::UnionExec;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::{SessionConfig, SessionContext, cast, col, lit, when};
 
-use crate::block::{labels_json, samples_schema};
+use crate::block::{file_schema, labels_json, samples_schema};
 use crate::store::Store;
 
 /// The `samples` table: head plus blocks.
@@ -184,7 +185,7 @@ impl TableProvider for SamplesTable {
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
-        limit: Option<usize>,
+        _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let (mut start, mut end) = (i64::MIN, i64::MAX);
         time_bounds(filters, &mut start, &mut end);
@@ -200,9 +201,22 @@ impl TableProvider for SamplesTable {
                 .with_file_extension(".parquet");
             let cfg = ListingTableConfig::new_with_multi_paths(urls)
                 .with_listing_options(opts)
-                .with_schema(samples_schema());
+                .with_schema(file_schema());
             let table = ListingTable::try_new(cfg)?;
-            plans.push(table.scan(state, projection, filters, limit).await?);
+            // Only filters on the key columns go to the file scan (the
+            // file's `value` alone is not the table's `value`); DataFusion
+            // re-applies every filter above the scan (Inexact).
+            let key_filters: Vec<Expr> = filters
+                .iter()
+                .filter(|f| {
+                    f.column_refs()
+                        .iter()
+                        .all(|c| c.name == "series_id" || c.name == "timestamp")
+                })
+                .cloned()
+                .collect();
+            let scan = table.scan(state, None, &key_filters, None).await?;
+            plans.push(value_projection(state, scan, projection)?);
         }
         let head = self.store.head_batch(ids.as_ref(), start, end);
         plans.push(MemorySourceConfig::try_new_exec(
@@ -212,6 +226,37 @@ impl TableProvider for SamplesTable {
         )?);
         UnionExec::try_new(plans)
     }
+}
+
+/// Maps a file scan (`series_id, timestamp, value, value_int, value_scale`) to the table
+/// schema (`value` = `value_int / 10^value_scale` when set, else `value`), then applies `projection`.
+fn value_projection(
+    state: &dyn Session,
+    scan: Arc<dyn ExecutionPlan>,
+    projection: Option<&Vec<usize>>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let df_schema = DFSchema::try_from(file_schema().as_ref().clone())?;
+    let table = samples_schema();
+    let all: Vec<usize> = (0..table.fields().len()).collect();
+    let mut exprs = Vec::new();
+    for &i in projection.unwrap_or(&all) {
+        let name = table.field(i).name().clone();
+        let logical = if name == "value" {
+            {
+                let int = || cast(col("value_int"), DataType::Float64);
+                let mut case = when(col("value_int").is_null(), col("value"));
+                for (k, p) in crate::block::SCALES.iter().enumerate() {
+                    let scaled = if k == 0 { int() } else { int() / lit(*p) };
+                    case = case.when(col("value_scale").eq(lit(k as i8)), scaled);
+                }
+                case.otherwise(lit(ScalarValue::Float64(None)))?
+            }
+        } else {
+            col(name.as_str())
+        };
+        exprs.push((state.create_physical_expr(logical, &df_schema)?, name));
+    }
+    Ok(Arc::new(ProjectionExec::try_new(exprs, scan)?))
 }
 
 /// The `series` table: the series index.
@@ -301,7 +346,6 @@ pub async fn sql_context(store: Arc<Store>) -> anyhow::Result<SessionContext> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::prelude::{col, lit};
 
     #[test]
     fn filters_give_bounds_and_ids() {

@@ -252,10 +252,15 @@ mod tests {
         series: AtomicUsize,
         groups: AtomicUsize,
         freezes: AtomicUsize,
+        /// The first `apply` blocks until this receives (to queue requests).
+        gate: parking_lot::Mutex<Option<mpsc::Receiver<()>>>,
     }
 
     impl WalSink for Count {
         fn apply(&self, batches: &[Vec<IngestSeries>]) {
+            if let Some(gate) = self.gate.lock().take() {
+                let _ = gate.recv();
+            }
             self.groups.fetch_add(1, Ordering::SeqCst);
             let n: usize = batches.iter().map(Vec::len).sum();
             self.series.fetch_add(n, Ordering::SeqCst);
@@ -276,21 +281,33 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn group_commit_rotation_and_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
-        let sink = Arc::new(Count::default());
+        let (open_gate, gate) = mpsc::channel();
+        let sink = Arc::new(Count {
+            gate: parking_lot::Mutex::new(Some(gate)),
+            ..Count::default()
+        });
         let wal = Arc::new(Wal::start(dir.path(), sink.clone()).unwrap());
-        let tasks: Vec<_> = (0..64)
-            .map(|i| {
-                let wal = wal.clone();
-                tokio::spawn(async move { wal.append(Pending::new(one(i))).await })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap().unwrap();
+        // The first request occupies the writer (its apply waits at the
+        // gate); the 63 sent meanwhile must then commit as one group.
+        let first = {
+            let wal = wal.clone();
+            tokio::spawn(async move { wal.append(Pending::new(one(0))).await })
+        };
+        let mut waiting = Vec::new();
+        for i in 1..64 {
+            let (done, rx) = oneshot::channel();
+            wal.send(Cmd::Append(Pending::new(one(i)), done)).unwrap();
+            waiting.push(rx);
+        }
+        open_gate.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        for rx in waiting {
+            rx.await.unwrap().unwrap();
         }
         assert_eq!(sink.series.load(Ordering::SeqCst), 64);
-        // Concurrent appends were grouped (fewer groups than requests is
-        // likely but not guaranteed; never more).
-        assert!(sink.groups.load(Ordering::SeqCst) <= 64);
+        // Either the first request was alone (2 groups) or, if the writer
+        // had not taken it before the others were queued, all were one.
+        assert!(sink.groups.load(Ordering::SeqCst) <= 2, "{:?}", sink.groups);
         let closed = wal.rotate().await.unwrap();
         assert_eq!(sink.freezes.load(Ordering::SeqCst), 1);
         wal.append(Pending::new(one(100))).await.unwrap();

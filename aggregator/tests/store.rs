@@ -169,3 +169,120 @@ async fn wal_replay_without_flush_and_limits() {
     );
     assert_eq!(a.store().blocks().len(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_values_roundtrip_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(dir.path(), Config::default()).await;
+    let values = vec![
+        2.75,
+        0.1 + 0.2,
+        -3.0,
+        1234.567,
+        f64::from_bits(STALE_NAN_BITS),
+        f64::INFINITY,
+        -0.0,
+        1e300,
+    ];
+    let ts: Vec<i64> = (1..=values.len() as i64).map(|i| i * 1000).collect();
+    a.append(vec![IngestSeries::new(
+        Labels::from_pairs([("__name__", "v")]),
+        ts.clone(),
+        values.clone(),
+    )])
+    .await
+    .unwrap();
+    a.flush().await.unwrap();
+    assert_eq!(a.store().blocks().len(), 1);
+    let got = a
+        .storage()
+        .select(SelectRequest {
+            matchers: vec![Matcher::new(MatchOp::Equal, "__name__", "v")],
+            start_ms: 0,
+            end_ms: 100_000,
+        })
+        .await
+        .unwrap();
+    assert_eq!(got[0].timestamps, ts);
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&got[0].values), bits(&values));
+    a.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_by_time_and_size() {
+    const H: i64 = 3_600_000;
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        block_duration: std::time::Duration::from_secs(3600),
+        retention_time: std::time::Duration::from_secs(2 * 3600),
+        out_of_order_window: std::time::Duration::from_secs(100 * 3600),
+        ..Config::default()
+    };
+    let a = open(dir.path(), config.clone()).await;
+    // One series per hour-partition 0..4.
+    for h in 0..4 {
+        a.append(vec![series("old", &h.to_string(), &[h * H + 1], 1.0)])
+            .await
+            .unwrap();
+    }
+    a.flush().await.unwrap();
+    // The newest sample is at 3h: hour 0 is already past the 2h retention.
+    let parts: Vec<i64> = a
+        .store()
+        .blocks()
+        .iter()
+        .map(|b| b.meta.partition)
+        .collect();
+    assert_eq!(parts, vec![H, 2 * H, 3 * H]);
+    // Newest sample at 5h: the cutoff is 3h, so blocks ending before it go.
+    a.append(vec![series("new", "x", &[5 * H], 1.0)])
+        .await
+        .unwrap();
+    a.flush().await.unwrap();
+    let parts: Vec<i64> = a
+        .store()
+        .blocks()
+        .iter()
+        .map(|b| b.meta.partition)
+        .collect();
+    assert_eq!(parts, vec![3 * H, 5 * H]);
+    assert_eq!(
+        select(&a, "old", 0, 10 * H).await,
+        vec![("3".into(), vec![3 * H + 1])]
+    );
+    let (s, v) = {
+        let idx = a.store().state.index.read();
+        (idx.len(), idx.iter().count())
+    };
+    assert_eq!((s, v), (2, 2), "series of deleted blocks leave the index");
+    a.close().await.unwrap();
+    drop(a);
+
+    // Size retention keeps only what fits, newest first.
+    let newest = {
+        let a = open(dir.path(), config.clone()).await;
+        let b = a.store().blocks();
+        let n = b.last().unwrap().meta.bytes;
+        a.close().await.unwrap();
+        n
+    };
+    let sized = Config {
+        retention_size_bytes: newest,
+        ..config
+    };
+    let a = open(dir.path(), sized).await;
+    a.append(vec![series("new", "x", &[5 * H + 1], 1.0)])
+        .await
+        .unwrap();
+    a.flush().await.unwrap();
+    let parts: Vec<i64> = a
+        .store()
+        .blocks()
+        .iter()
+        .map(|b| b.meta.partition)
+        .collect();
+    assert_eq!(parts.len(), 1, "{parts:?}");
+    assert!(select(&a, "old", 0, 10 * H).await.is_empty());
+    a.close().await.unwrap();
+}

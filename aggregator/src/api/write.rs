@@ -83,20 +83,26 @@ pub async fn remote_write(State(app): State<AppState>, headers: HeaderMap, body:
             ),
         );
     }
-    if let Some(proto) = ct
+    let proto = ct
         .split(';')
         .skip(1)
         .find_map(|p| p.trim().strip_prefix("proto="))
-        && proto != "prometheus.WriteRequest"
-    {
-        app.metrics.requests_rejected.inc();
-        return plain(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!(
-                "unsupported remote-write message {proto:?}: only prometheus.WriteRequest (1.0) is accepted"
-            ),
-        );
-    }
+        .map(|p| p.trim_matches('"'))
+        .unwrap_or("prometheus.WriteRequest");
+    let v2 = match proto {
+        "prometheus.WriteRequest" => false,
+        crate::rw2::PROTO => true,
+        other => {
+            app.metrics.requests_rejected.inc();
+            return plain(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "unsupported remote-write message {other:?}: expected prometheus.WriteRequest (1.0) or {} (2.0)",
+                    crate::rw2::PROTO
+                ),
+            );
+        }
+    };
     if let Some(enc) = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -113,6 +119,9 @@ pub async fn remote_write(State(app): State<AppState>, headers: HeaderMap, body:
         Ok(b) => b,
         Err(r) => return r,
     };
+    if v2 {
+        return remote_write_v2(&app, &body).await;
+    }
     let req = match remote_write::decode_write_request(&body, limits.max_decompressed_bytes) {
         Ok(r) => r,
         Err(e @ DecodeError::TooLarge { .. }) => {
@@ -137,6 +146,51 @@ pub async fn remote_write(State(app): State<AppState>, headers: HeaderMap, body:
             ingest_error(e)
         }
     }
+}
+
+/// Remote-write 2.0: answers 204 with the `X-Prometheus-Remote-Write-*-Written`
+/// headers.
+async fn remote_write_v2(app: &AppState, body: &[u8]) -> Response {
+    let limit = app.store.config().limits.max_decompressed_bytes;
+    let raw = match snap::raw::decompress_len(body) {
+        Ok(n) if n > limit => {
+            app.metrics.requests_rejected.inc();
+            return plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "decompressed body is {n} bytes, over the limit aggregator.limits.max_decompressed_bytes={limit}"
+                ),
+            );
+        }
+        Ok(_) => snap::raw::Decoder::new().decompress_vec(body),
+        Err(e) => Err(e),
+    };
+    let raw = match raw {
+        Ok(r) => r,
+        Err(e) => {
+            app.metrics.requests_rejected.inc();
+            return plain(
+                StatusCode::BAD_REQUEST,
+                format!("malformed remote-write body: snappy decompression failed: {e}"),
+            );
+        }
+    };
+    let (batch, meta) = match crate::rw2::convert(&raw) {
+        Ok(c) => c,
+        Err(e) => {
+            app.metrics.requests_rejected.inc();
+            return ingest_error(e);
+        }
+    };
+    let samples: usize = batch.iter().map(|s| s.timestamps.len()).sum();
+    let mut resp = store(app, batch, meta).await;
+    if resp.status() == StatusCode::NO_CONTENT {
+        let h = resp.headers_mut();
+        h.insert("X-Prometheus-Remote-Write-Samples-Written", samples.into());
+        h.insert("X-Prometheus-Remote-Write-Histograms-Written", 0.into());
+        h.insert("X-Prometheus-Remote-Write-Exemplars-Written", 0.into());
+    }
+    resp
 }
 
 /// `POST /api/v1/import/prometheus`.
