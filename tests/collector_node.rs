@@ -127,6 +127,10 @@ fn node_metrics_agree_with_node_exporter() {
         "node_filefd_allocated",
         "node_filefd_maximum",
         "node_context_switches_total",
+        "node_uname_info",
+        "node_vmstat_pgmajfault",
+        "node_network_up",
+        "node_network_mtu_bytes",
     ] {
         assert!(
             seen_names.contains(required),

@@ -116,7 +116,7 @@ impl NodeSource {
     /// `node_scrape_collector_success{collector}` and the rest still runs.
     pub fn collect(&mut self, e: &mut Emitter<'_>) {
         type Part = fn(&mut NodeSource, &mut Emitter<'_>) -> std::io::Result<()>;
-        let parts: [(&str, Part); 8] = [
+        let parts: [(&str, Part); 11] = [
             ("stat", NodeSource::stat),
             ("loadavg", NodeSource::loadavg),
             ("meminfo", NodeSource::meminfo),
@@ -125,6 +125,9 @@ impl NodeSource {
             ("netdev", NodeSource::netdev),
             ("filefd", NodeSource::filefd),
             ("time", NodeSource::time),
+            ("uname", NodeSource::uname),
+            ("vmstat", NodeSource::vmstat),
+            ("netclass", NodeSource::netclass),
         ];
         for (name, part) in parts {
             let ok = match part(self, e) {
@@ -415,7 +418,87 @@ impl NodeSource {
             e.emit("node_uptime_seconds", &[], up);
         }
         self.give_back(text);
-        let _ = &self.sys;
+        Ok(())
+    }
+}
+
+impl NodeSource {
+    /// `node_uname_info` from `/proc/sys/kernel/*`.
+    fn uname(&mut self, e: &mut Emitter<'_>) -> std::io::Result<()> {
+        let k = |f: &str| -> std::io::Result<String> {
+            Ok(
+                std::fs::read_to_string(self.proc.join("sys/kernel").join(f))?
+                    .trim()
+                    .to_string(),
+            )
+        };
+        let (sysname, release, version, nodename) =
+            (k("ostype")?, k("osrelease")?, k("version")?, k("hostname")?);
+        let domain = k("domainname").unwrap_or_default();
+        e.emit(
+            "node_uname_info",
+            &[
+                ("sysname", &sysname),
+                ("release", &release),
+                ("version", &version),
+                ("machine", std::env::consts::ARCH),
+                ("nodename", &nodename),
+                ("domainname", &domain),
+            ],
+            1.0,
+        );
+        Ok(())
+    }
+
+    /// `/proc/vmstat`: node_exporter's default fields (paging, swapping,
+    /// faults, OOM kills) as `node_vmstat_<field>`.
+    fn vmstat(&mut self, e: &mut Emitter<'_>) -> std::io::Result<()> {
+        let text = self.read_proc("vmstat")?;
+        let mut name = String::with_capacity(48);
+        for line in text.lines() {
+            let Some((k, v)) = line.split_once(' ') else {
+                continue;
+            };
+            let wanted = k == "oom_kill"
+                || k.starts_with("pgpg")
+                || k.starts_with("pswp")
+                || (k.starts_with("pg") && k.ends_with("fault"));
+            if !wanted {
+                continue;
+            }
+            if let Ok(v) = v.trim().parse::<f64>() {
+                name.clear();
+                name.push_str("node_vmstat_");
+                name.push_str(k);
+                e.emit(&name, &[], v);
+            }
+        }
+        self.give_back(text);
+        Ok(())
+    }
+
+    /// `/sys/class/net/<dev>/{operstate,mtu}`: `node_network_up`,
+    /// `node_network_mtu_bytes`.
+    fn netclass(&mut self, e: &mut Emitter<'_>) -> std::io::Result<()> {
+        let dir = self.sys.join("class/net");
+        let mut devs: Vec<String> = std::fs::read_dir(&dir)?
+            .filter_map(|d| d.ok())
+            .map(|d| d.file_name().to_string_lossy().into_owned())
+            .collect();
+        devs.sort();
+        for dev in devs {
+            if self.netdevs.as_ref().is_some_and(|r| r.is_match(&dev)) {
+                continue;
+            }
+            let read = |f: &str| std::fs::read_to_string(dir.join(&dev).join(f)).ok();
+            if let Some(state) = read("operstate") {
+                let up = if state.trim() == "up" { 1.0 } else { 0.0 };
+                e.emit("node_network_up", &[("device", &dev)], up);
+            }
+            if let Some(mtu) = read("mtu").and_then(|m| m.trim().parse::<f64>().ok()) {
+                e.emit("node_network_mtu_bytes", &[("device", &dev)], mtu);
+            }
+        }
         Ok(())
     }
 }
@@ -522,6 +605,25 @@ mod tests {
         .unwrap();
         std::fs::write(p.join("sys/fs/file-nr"), "640\t0\t9999\n").unwrap();
         std::fs::write(p.join("uptime"), "123.45 200.00\n").unwrap();
+        std::fs::create_dir_all(p.join("sys/kernel")).unwrap();
+        for (f, v) in [
+            ("ostype", "Linux"),
+            ("osrelease", "6.1.0"),
+            ("version", "#1 SMP"),
+            ("hostname", "n1"),
+            ("domainname", "(none)"),
+        ] {
+            std::fs::write(p.join("sys/kernel").join(f), format!("{v}\n")).unwrap();
+        }
+        std::fs::write(
+            p.join("vmstat"),
+            "nr_free_pages 5\npgpgin 10\npgmajfault 3\noom_kill 1\npgfault 99\nnuma_hit 7\n",
+        )
+        .unwrap();
+        let net = d.path().join("sys/class/net/eth0");
+        std::fs::create_dir_all(&net).unwrap();
+        std::fs::write(net.join("operstate"), "up\n").unwrap();
+        std::fs::write(net.join("mtu"), "1400\n").unwrap();
         std::fs::create_dir_all(d.path().join("root/my disk")).unwrap();
         d
     }
@@ -540,6 +642,7 @@ mod tests {
         let d = fixture();
         let cfg = NodeConfig {
             proc_path: d.path().join("proc"),
+            sys_path: d.path().join("sys"),
             rootfs_path: d.path().join("root"),
             ..NodeConfig::default()
         };
@@ -598,6 +701,21 @@ mod tests {
         assert_eq!(v("node_filefd_allocated", &[]), Some(640.0));
         assert_eq!(v("node_filefd_maximum", &[]), Some(9999.0));
         assert_eq!(v("node_uptime_seconds", &[]), Some(123.45));
+        assert_eq!(
+            v(
+                "node_uname_info",
+                &[("release", "6.1.0"), ("nodename", "n1")]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(v("node_vmstat_pgmajfault", &[]), Some(3.0));
+        assert_eq!(v("node_vmstat_oom_kill", &[]), Some(1.0));
+        assert_eq!(v("node_vmstat_numa_hit", &[]), None);
+        assert_eq!(v("node_network_up", &[("device", "eth0")]), Some(1.0));
+        assert_eq!(
+            v("node_network_mtu_bytes", &[("device", "eth0")]),
+            Some(1400.0)
+        );
         // Filesystems: devtmpfs and /dev are excluded; the escaped mount point is decoded.
         let fs = |mp| v("node_filesystem_size_bytes", &[("mountpoint", mp)]);
         assert!(fs("/").unwrap() > 0.0);
