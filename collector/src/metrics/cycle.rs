@@ -35,6 +35,8 @@ pub(super) struct Sources {
     pub cgroup: Option<cgroup::CgroupSource>,
     pub gpu: Option<gpu::GpuSource>,
     pub tke: tke::TkeDeriver,
+    /// `elected` mode: whether this collector holds the Lease.
+    pub leader: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Sources {
@@ -64,7 +66,14 @@ impl Sources {
             if self.kube.is_some() {
                 self.podcat.derive(out, &self.pods, &mut d);
             }
-            if let (Some((view, kube::Mode::Cluster)), Some(owners)) = (&self.kube, &owners) {
+            let reports_cluster = match &self.kube {
+                Some((_, kube::Mode::Cluster)) => true,
+                Some((_, kube::Mode::Elected)) => {
+                    self.leader.load(std::sync::atomic::Ordering::SeqCst)
+                }
+                _ => false,
+            };
+            if let (true, Some((view, _)), Some(owners)) = (reports_cluster, &self.kube, &owners) {
                 kube::state::emit_cluster(view.as_ref(), owners, &self.cluster_id, &mut d);
             }
         }

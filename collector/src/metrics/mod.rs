@@ -138,6 +138,19 @@ impl MetricsRuntime {
             None
         };
         let kube_view = kube.clone();
+        let leader = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if cfg.kubernetes.enabled && cfg.kubernetes.mode == kube::Mode::Elected {
+            let k = &cfg.kubernetes;
+            tasks.push(tokio::spawn(kube::lease::campaign(
+                kube::client(k).await?,
+                k.lease_namespace.clone(),
+                k.lease_name.clone(),
+                node_name.clone(),
+                k.lease_duration,
+                leader.clone(),
+                stop.clone(),
+            )));
+        }
         let sources = cycle::Sources {
             kube,
             pods: pods.clone(),
@@ -155,6 +168,7 @@ impl MetricsRuntime {
             gpu: cfg
                 .gpu
                 .then(|| gpu::GpuSource::new(cfg.node.proc_path.clone(), pods.clone())),
+            leader,
             tke: tke::TkeDeriver::new(&node_name, &cfg.cluster_id, !cfg.kubernetes.enabled),
         };
         let latest = Arc::new(RwLock::new(Arc::new(Vec::new())));

@@ -34,10 +34,17 @@ fn in_namespaces(ns: &str, namespaces: &[String]) -> bool {
 }
 
 /// One target per declared container port of every running pod (or the
-/// pod IP alone when it declares none).
-pub fn pod_targets(view: &dyn ClusterView, namespaces: &[String]) -> Vec<Labels> {
+/// pod IP alone when it declares none); with `node`, only that node's pods.
+pub fn pod_targets(
+    view: &dyn ClusterView,
+    namespaces: &[String],
+    node: Option<&str>,
+) -> Vec<Labels> {
     let mut out = Vec::new();
     for p in view.pods() {
+        if node.is_some_and(|n| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(n)) {
+            continue;
+        }
         let ns = p.metadata.namespace.clone().unwrap_or_default();
         if !in_namespaces(&ns, namespaces) {
             continue;
@@ -334,11 +341,15 @@ pub(crate) async fn run(
             Default::default();
         for (job, role, namespaces) in &roles {
             let targets = match role {
-                crate::metrics::scrape::SdRole::Pod => pod_targets(view.as_ref(), namespaces),
+                crate::metrics::scrape::SdRole::Pod => pod_targets(
+                    view.as_ref(),
+                    namespaces,
+                    (mode != super::Mode::Cluster).then_some(node.as_str()),
+                ),
                 crate::metrics::scrape::SdRole::Endpoints => endpoint_targets(
                     view.as_ref(),
                     namespaces,
-                    (mode == super::Mode::Node).then_some(node.as_str()),
+                    (mode != super::Mode::Cluster).then_some(node.as_str()),
                 ),
             };
             by_job.entry(*job).or_default().extend(targets);
