@@ -71,6 +71,8 @@ pub enum ConfigCommand {
         /// The file.
         file: PathBuf,
     },
+    /// Print the full default config as YAML (every field, every default).
+    Default,
 }
 
 /// `tidewatch rules …`.
@@ -104,6 +106,18 @@ pub fn run(cli: Cli) -> ExitCode {
                 for err in &e.0 {
                     eprintln!("  {err}");
                 }
+                ExitCode::FAILURE
+            }
+        },
+        Command::Config {
+            command: ConfigCommand::Default,
+        } => match serde_yaml::to_string(&Config::default()) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot render the default config: {e}");
                 ExitCode::FAILURE
             }
         },

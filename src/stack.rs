@@ -39,7 +39,7 @@ impl Role {
 /// alert engine first (their buffers flush into the still-serving
 /// aggregator), then the HTTP server, then the aggregator (flushes its head)
 /// and the platform.
-pub async fn run(role: Role, config: Config) -> anyhow::Result<()> {
+pub async fn run(role: Role, mut config: Config) -> anyhow::Result<()> {
     // Bind first so a busy port fails fast with a clear message.
     let listener = server::bind(&config.listen).await?;
     let local = listener.local_addr()?;
@@ -50,6 +50,10 @@ pub async fn run(role: Role, config: Config) -> anyhow::Result<()> {
             config.data_dir.display()
         )
     })?;
+
+    if role == Role::All {
+        wire_defaults(&mut config, &base_url);
+    }
 
     let mut registry = Registry::with_prefix("tidewatch");
     registry.register(
@@ -149,4 +153,18 @@ pub async fn run(role: Role, config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("tidewatch stopped cleanly");
     Ok(())
+}
+
+/// In `up`, components that talk to each other default to this process's own
+/// address: the alert engine queries and writes back through the Prometheus
+/// API and remote-write served on the same listener.
+fn wire_defaults(config: &mut Config, base_url: &str) {
+    config
+        .alerting
+        .query_url
+        .get_or_insert_with(|| base_url.to_string());
+    config
+        .alerting
+        .remote_write_url
+        .get_or_insert_with(|| format!("{base_url}/api/v1/write"));
 }

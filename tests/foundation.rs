@@ -20,6 +20,12 @@ fn up_serves_health_and_metrics_and_stops_cleanly() {
     assert_eq!(status, 200);
     assert!(body.contains("tidewatch_build_info"), "{body}");
     assert!(body.contains("role=\"all\""), "{body}");
+    let (status, body) = blocking_get(&tw.url("/api/v1/query?query=up"));
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "success", "{body}");
+    assert_eq!(v["data"]["resultType"], "vector", "{body}");
+    assert!(v["data"]["result"].is_array(), "{body}");
     assert_eq!(tw.proc.terminate(Duration::from_secs(30)), Some(0));
 }
 
@@ -106,4 +112,26 @@ fn config_check_names_the_field_and_line() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_field"));
+}
+
+#[test]
+fn default_config_round_trips_through_config_check() {
+    let out = Command::new(tidewatch_bin())
+        .args(["config", "default"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for section in ["listen:", "aggregator:", "collector:", "alerting:", "platform:"] {
+        assert!(text.contains(section), "missing {section} in\n{text}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("default.yml");
+    std::fs::write(&f, &text).unwrap();
+    let out = Command::new(tidewatch_bin())
+        .args(["config", "check"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -41,6 +41,9 @@ pub struct Config {
     pub scrape_configs: Vec<ScrapeConfig>,
     /// Kubernetes objects (list + watch).
     pub kubernetes: KubeConfig,
+    // --- logs (collector/src/logs) ---
+    /// Log tailing and shipping.
+    pub logs: crate::logs::LogsConfig,
 }
 
 impl Default for Config {
@@ -57,6 +60,7 @@ impl Default for Config {
             queue: QueueConfig::default(),
             scrape_configs: Vec::new(),
             kubernetes: KubeConfig::default(),
+            logs: crate::logs::LogsConfig::default(),
         }
     }
 }
@@ -107,5 +111,6 @@ impl Validate for Config {
                 });
             }
         }
+        self.logs.validate(&join(path, "logs"), errors);
     }
 }

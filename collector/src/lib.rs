@@ -3,6 +3,7 @@
 
 pub mod buffer;
 pub mod config;
+pub mod logs;
 pub mod metrics;
 
 use std::path::Path;
@@ -28,6 +29,8 @@ pub struct Defaults {
 pub struct Collector {
     config: Config,
     metrics: metrics::MetricsRuntime,
+    /// Log tailing and shipping; `None` without inputs/outputs.
+    logs: Option<logs::LogShipper>,
 }
 
 impl Collector {
@@ -40,10 +43,24 @@ impl Collector {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Collector>> {
         std::fs::create_dir_all(data_dir)?;
+        // Checkpoints and output buffers of the log pipeline live under
+        // `data_dir/logs`.
+        let logs = logs::LogShipper::start(
+            config.logs.clone(),
+            &defaults.aggregator_url,
+            &data_dir.join("logs"),
+            registry,
+            shutdown.clone(),
+        )
+        .await?;
         let metrics =
             metrics::MetricsRuntime::start(&config, &defaults, data_dir, registry, shutdown)
                 .await?;
-        Ok(Arc::new(Collector { config, metrics }))
+        Ok(Arc::new(Collector {
+            config,
+            metrics,
+            logs,
+        }))
     }
 
     /// HTTP routes of the collector (none besides the shared ops routes yet).
@@ -54,6 +71,9 @@ impl Collector {
 
     /// Flushes buffers and checkpoints; called on shutdown.
     pub async fn close(&self) -> anyhow::Result<()> {
+        if let Some(l) = &self.logs {
+            l.close().await;
+        }
         self.metrics.close().await;
         Ok(())
     }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod duration;
 pub mod exposition;
 pub mod labels;
+pub mod loki;
 pub mod remote_write;
 pub mod server;
 pub mod telemetry;

@@ -1,13 +1,208 @@
 //! Platform configuration (`platform:` section).
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
-use tidewatch_common::config::{FieldError, Validate};
+use tidewatch_common::config::{FieldError, Validate, join};
+use tidewatch_common::duration::serde_duration;
 
 /// Platform settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Metadata store: `sqlite://PATH` or `postgres://…`. Default: the SQLite
+    /// file `platform.db` under the data directory.
+    pub database_url: Option<String>,
+    /// Password of the first `admin` user (env `TIDEWATCH_ADMIN_PASSWORD`
+    /// wins over the default `admin`, which logs a warning).
+    pub admin_password: Option<String>,
+    /// Base64 of the 32-byte AES-256-GCM key that encrypts cluster
+    /// credentials at rest (env `TIDEWATCH_PLATFORM_KEY`). Default: a key
+    /// generated once into `<data dir>/secret.key` (mode 0600).
+    pub encryption_key: Option<String>,
+    /// How long a dashboards login session lasts.
+    #[serde(with = "serde_duration")]
+    pub session_ttl: Duration,
+    /// Base URL of the aggregator that receives cluster events
+    /// (`{aggregator_url}/api/v1/events`). Unset: events are not watched.
+    pub aggregator_url: Option<String>,
+    /// How often each imported cluster's health and version are refreshed.
+    #[serde(with = "serde_duration")]
+    pub cluster_health_interval: Duration,
+    /// Authentication settings.
+    pub auth: AuthConfig,
+    /// Event watching and forwarding.
+    pub events: EventsConfig,
+    /// Request limits.
+    pub limits: Limits,
+    /// How tenants' queries are scoped.
+    pub query_scope: QueryScopeConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: None,
+            admin_password: None,
+            encryption_key: None,
+            session_ttl: Duration::from_secs(12 * 3600),
+            aggregator_url: None,
+            cluster_health_interval: Duration::from_secs(30),
+            auth: AuthConfig::default(),
+            events: EventsConfig::default(),
+            limits: Limits::default(),
+            query_scope: QueryScopeConfig::default(),
+        }
+    }
+}
+
+/// What anonymous (unauthenticated) query requests may see.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AnonymousQueries {
+    /// Full view, as a plain Prometheus/Loki would give (compatibility with
+    /// Grafana and Prometheus peers that send no credentials).
+    #[default]
+    Allow,
+    /// Reject with 401.
+    Deny,
+}
+
+/// Authentication settings.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Config {}
+pub struct AuthConfig {
+    /// Anonymous PromQL/LogQL/SQL requests: `allow` (default) or `deny`.
+    pub anonymous_queries: AnonymousQueries,
+}
+
+/// Event watching and forwarding to the aggregator.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Watch events in every imported cluster.
+    pub enabled: bool,
+    /// Most events per POST to the aggregator.
+    pub batch_size: usize,
+    /// Most events held in memory while the aggregator is unreachable; the
+    /// watcher pauses (back-pressure) when the buffer is full.
+    pub max_buffered: usize,
+    /// Most remembered `(uid, count)` pairs per cluster for de-duplication.
+    pub dedupe_capacity: usize,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            enabled: true,
+            batch_size: 500,
+            max_buffered: 100_000,
+            dedupe_capacity: 200_000,
+        }
+    }
+}
+
+/// How tenants' queries are scoped (see `docs/platform.md`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryScopeConfig {
+    /// Label carrying the Kubernetes namespace on metrics and log streams.
+    pub namespace_label: String,
+    /// SQL tables restricted to the caller's namespaces.
+    pub sql_tables: Vec<String>,
+    /// Column of those tables holding the namespace.
+    pub sql_namespace_column: String,
+}
+
+impl Default for QueryScopeConfig {
+    fn default() -> Self {
+        QueryScopeConfig {
+            namespace_label: "namespace".into(),
+            sql_tables: vec!["metrics".into(), "logs".into(), "events".into()],
+            sql_namespace_column: "namespace".into(),
+        }
+    }
+}
+
+/// Request limits.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body the query-scoping middleware buffers to rewrite.
+    pub max_query_body_bytes: usize,
+    /// Largest page of `GET /audit`.
+    pub max_audit_page: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_query_body_bytes: 4 << 20,
+            max_audit_page: 1000,
+        }
+    }
+}
 
 impl Validate for Config {
-    fn validate(&self, _path: &str, _errors: &mut Vec<FieldError>) {}
+    fn validate(&self, path: &str, errors: &mut Vec<FieldError>) {
+        let mut err = |field: &str, message: String| {
+            errors.push(FieldError {
+                path: join(path, field),
+                message,
+                line: None,
+            })
+        };
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("sqlite:") || url.starts_with("postgres://"))
+            && !url.starts_with("postgresql://")
+        {
+            err(
+                "database_url",
+                "must start with sqlite: or postgres://".into(),
+            );
+        }
+        if let Some(key) = &self.encryption_key
+            && let Err(e) = crate::crypto::decode_key(key)
+        {
+            err("encryption_key", e);
+        }
+        if let Some(url) = &self.aggregator_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            err(
+                "aggregator_url",
+                "must be an http:// or https:// URL".into(),
+            );
+        }
+        if self.session_ttl.is_zero() {
+            err("session_ttl", "must be positive".into());
+        }
+        if self.cluster_health_interval < Duration::from_secs(1) {
+            err("cluster_health_interval", "must be at least 1s".into());
+        }
+        if self.events.batch_size == 0 {
+            err("events.batch_size", "must be at least 1".into());
+        }
+        if self.events.max_buffered < self.events.batch_size {
+            err(
+                "events.max_buffered",
+                "must be at least events.batch_size".into(),
+            );
+        }
+        if self.limits.max_query_body_bytes == 0 {
+            err("limits.max_query_body_bytes", "must be positive".into());
+        }
+        if self.query_scope.namespace_label.is_empty() {
+            err("query_scope.namespace_label", "must not be empty".into());
+        }
+        if self.query_scope.sql_namespace_column.is_empty() {
+            err(
+                "query_scope.sql_namespace_column",
+                "must not be empty".into(),
+            );
+        }
+        if self.limits.max_audit_page == 0 {
+            err("limits.max_audit_page", "must be positive".into());
+        }
+    }
 }

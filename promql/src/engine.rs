@@ -1,9 +1,18 @@
 //! The query engine's public interface.
 
-use std::time::Duration;
+use std::sync::Once;
+use std::time::{Duration, Instant};
 
-use crate::storage::{Storage, StorageError};
-use crate::value::Value;
+use promql_parser::parser::Expr;
+use tidewatch_common::Labels;
+
+use crate::eval::plan::{self, Planner};
+use crate::eval::{Ctx, Evaluator, Val, finish_names};
+use crate::storage::{Series, Storage, StorageError};
+use crate::value::{Sample, Value};
+
+/// Most steps a range query may have (Prometheus's API limit).
+pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
 
 /// Engine limits and defaults.
 #[derive(Clone, Debug)]
@@ -14,6 +23,8 @@ pub struct EngineOptions {
     pub max_samples: usize,
     /// Wall-clock limit of one query.
     pub timeout: Duration,
+    /// Resolution of subqueries written without a step (`x[5m:]`).
+    pub default_subquery_step: Duration,
 }
 
 impl Default for EngineOptions {
@@ -22,6 +33,7 @@ impl Default for EngineOptions {
             lookback_delta: Duration::from_secs(300),
             max_samples: 50_000_000,
             timeout: Duration::from_secs(120),
+            default_subquery_step: Duration::from_secs(60),
         }
     }
 }
@@ -98,10 +110,7 @@ impl Engine {
         query: &str,
         time_ms: i64,
     ) -> Result<QueryResult, QueryError> {
-        let _ = (storage, query, time_ms);
-        Err(QueryError::Execution(
-            "PromQL engine not implemented yet".into(),
-        ))
+        self.run(storage, query, time_ms, time_ms, 0, true).await
     }
 
     /// Evaluates `query` at every step in `[start_ms, end_ms]`; the value is a
@@ -114,9 +123,194 @@ impl Engine {
         end_ms: i64,
         step_ms: i64,
     ) -> Result<QueryResult, QueryError> {
-        let _ = (storage, query, start_ms, end_ms, step_ms);
-        Err(QueryError::Execution(
-            "PromQL engine not implemented yet".into(),
-        ))
+        if step_ms <= 0 {
+            return Err(QueryError::BadData(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+            ));
+        }
+        if end_ms < start_ms {
+            return Err(QueryError::BadData(
+                "end timestamp must not be before start time".into(),
+            ));
+        }
+        if (end_ms - start_ms) / step_ms >= MAX_POINTS_PER_SERIES {
+            return Err(QueryError::BadData(format!(
+                "exceeded maximum resolution of {MAX_POINTS_PER_SERIES} points per timeseries. Try decreasing the query resolution (?step=XX)"
+            )));
+        }
+        self.run(storage, query, start_ms, end_ms, step_ms, false)
+            .await
     }
+
+    async fn run(
+        &self,
+        storage: &dyn Storage,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        instant: bool,
+    ) -> Result<QueryResult, QueryError> {
+        let started = Instant::now();
+        let text = crate::preprocess::rewrite(
+            query,
+            crate::preprocess::QueryTimes {
+                step_ms: if instant { 0 } else { step_ms },
+                range_ms: end_ms - start_ms,
+            },
+        )?;
+        let expr = parse(&text)?;
+        let ctx = Ctx::new(start_ms, end_ms, step_ms);
+        let mut planner = Planner::new(&self.opts, start_ms, end_ms);
+        planner.walk(&expr, &ctx);
+        let fetch = plan::fetch(storage, &planner.needs, self.opts.max_samples);
+        let data = match tokio::time::timeout(self.opts.timeout, fetch).await {
+            Ok(r) => r?,
+            Err(_) => return Err(QueryError::Timeout(format!("{:?}", started.elapsed()))),
+        };
+        let evaluate = || -> Result<QueryResult, QueryError> {
+            let mut ev = Evaluator {
+                opts: &self.opts,
+                data: &data,
+                query_start: start_ms,
+                query_end: end_ms,
+                query_step: if instant { 0 } else { step_ms },
+                deadline: started + self.opts.timeout,
+                started,
+                warnings: Vec::new(),
+                infos: Vec::new(),
+            };
+            let val = ev.eval(&expr, &ctx)?;
+            if let Val::Vector(v) = &val {
+                ev.check_samples(v.iter().map(|s| s.vals.iter().flatten().count()).sum())?;
+            }
+            let value = output(val, &ctx, instant)?;
+            Ok(QueryResult {
+                value,
+                warnings: ev.warnings,
+                infos: ev.infos,
+            })
+        };
+        // Evaluation is CPU-bound: on a multi-threaded runtime let the
+        // other tasks of this worker move elsewhere meanwhile.
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(evaluate),
+            _ => evaluate(),
+        }
+    }
+}
+
+/// Pretty-prints a query (Prometheus's `/api/v1/format_query`).
+pub fn format_query(query: &str) -> Result<String, QueryError> {
+    Ok(parse(query)?.prettify())
+}
+
+/// Parses a query, mapping parser errors to `bad_data`.
+pub fn parse(query: &str) -> Result<Expr, QueryError> {
+    register_extra_functions();
+    promql_parser::parser::parse(query).map_err(QueryError::BadData)
+}
+
+fn register_extra_functions() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        use promql_parser::parser::value::ValueType;
+        let _ = promql_parser::parser::register_extra_functions(vec![
+            promql_parser::parser::Function::new(
+                "holt_winters",
+                vec![ValueType::Matrix, ValueType::Scalar, ValueType::Scalar],
+                0,
+                ValueType::Vector,
+                false,
+            ),
+        ]);
+    });
+}
+
+/// Converts the evaluated value into the API value.
+fn output(val: Val, ctx: &Ctx, instant: bool) -> Result<Value, QueryError> {
+    Ok(match val {
+        Val::Scalar(v) if instant => Value::Scalar {
+            timestamp: ctx.start,
+            value: v[0],
+        },
+        Val::Scalar(v) => Value::Matrix(vec![Series {
+            labels: Labels::empty(),
+            timestamps: (0..ctx.n).map(|i| ctx.ts(i)).collect(),
+            values: v,
+        }]),
+        Val::String(s) if instant => Value::String {
+            timestamp: ctx.start,
+            value: s,
+        },
+        Val::String(_) => {
+            return Err(QueryError::BadData(
+                "invalid expression type \"string\" for range query, must be Scalar or instant Vector".into(),
+            ));
+        }
+        Val::Matrix(m) => {
+            if !instant {
+                return Err(QueryError::BadData(
+                    "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector".into(),
+                ));
+            }
+            let mut out = Vec::with_capacity(m.len());
+            for mut s in m {
+                if s.drop_name {
+                    s.labels.remove(tidewatch_common::labels::METRIC_NAME);
+                }
+                out.push(Series {
+                    labels: s.labels,
+                    timestamps: s.ts.into_owned(),
+                    values: s.vals.into_owned(),
+                });
+            }
+            let mut seen = std::collections::HashSet::new();
+            for s in &out {
+                if !seen.insert(&s.labels) {
+                    return Err(QueryError::Execution(
+                        "vector cannot contain metrics with the same labelset".into(),
+                    ));
+                }
+            }
+            Value::Matrix(out)
+        }
+        Val::Vector(v) => {
+            let v = finish_names(v)?;
+            if instant {
+                Value::Vector(
+                    v.into_iter()
+                        .filter_map(|s| {
+                            s.vals[0].map(|value| Sample {
+                                labels: s.labels,
+                                timestamp: ctx.start,
+                                value,
+                            })
+                        })
+                        .collect(),
+                )
+            } else {
+                let mut out: Vec<Series> = v
+                    .into_iter()
+                    .filter_map(|s| {
+                        let mut ts = Vec::new();
+                        let mut vals = Vec::new();
+                        for (i, x) in s.vals.iter().enumerate() {
+                            if let Some(x) = x {
+                                ts.push(ctx.ts(i));
+                                vals.push(*x);
+                            }
+                        }
+                        (!ts.is_empty()).then_some(Series {
+                            labels: s.labels,
+                            timestamps: ts,
+                            values: vals,
+                        })
+                    })
+                    .collect();
+                out.sort_by(|a, b| a.labels.cmp(&b.labels));
+                Value::Matrix(out)
+            }
+        }
+    })
 }

@@ -1,0 +1,149 @@
+//! [`tidewatch_promql::Storage`] over the store: matchers are resolved with
+//! the series index, then DataFusion scans the head and the blocks with the
+//! time range and the series ids pushed down.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use datafusion::common::ScalarValue;
+use datafusion::prelude::{SessionContext, col, lit};
+use tidewatch_promql::storage::{SelectFuture, SelectRequest, Series, Storage, StorageError};
+
+use crate::block::sample_columns;
+use crate::store::Store;
+use crate::table::SamplesTable;
+
+/// Series id lists up to this size are pushed into the scan as `IN (…)`.
+const MAX_IN_LIST: usize = 1024;
+
+/// The PromQL engine's view of the store.
+pub struct StoreStorage {
+    store: Arc<Store>,
+    ctx: SessionContext,
+    table: Arc<SamplesTable>,
+    max_samples: usize,
+}
+
+impl StoreStorage {
+    /// A storage reading `store` through `ctx`, refusing selections of more
+    /// than `max_samples` samples.
+    pub fn new(store: Arc<Store>, ctx: SessionContext, max_samples: usize) -> Self {
+        StoreStorage {
+            table: Arc::new(SamplesTable::new(store.clone())),
+            store,
+            ctx,
+            max_samples,
+        }
+    }
+
+    async fn select_impl(&self, req: SelectRequest) -> Result<Vec<Series>, StorageError> {
+        let err = |e: datafusion::error::DataFusionError| StorageError(e.to_string());
+        let ids = self
+            .store
+            .state
+            .index
+            .read()
+            .select(&req.matchers, req.start_ms, req.end_ms);
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ts = |t: i64| lit(ScalarValue::TimestampMillisecond(Some(t), None));
+        let mut df = self
+            .ctx
+            .read_table(self.table.clone())
+            .map_err(err)?
+            .filter(
+                col("timestamp")
+                    .gt_eq(ts(req.start_ms))
+                    .and(col("timestamp").lt_eq(ts(req.end_ms))),
+            )
+            .map_err(err)?;
+        if ids.len() <= MAX_IN_LIST {
+            df = df
+                .filter(col("series_id").in_list(ids.iter().map(|i| lit(*i)).collect(), false))
+                .map_err(err)?;
+        }
+        let wanted: HashSet<u64> = ids.iter().copied().collect();
+        let parts = df.collect_partitioned().await.map_err(err)?;
+        let mut acc: HashMap<u64, (Vec<i64>, Vec<f64>)> = HashMap::new();
+        let mut total = 0usize;
+        for batch in parts.iter().flatten() {
+            let (sid, t, v) = sample_columns(batch).map_err(|e| StorageError(e.to_string()))?;
+            let n = batch.num_rows();
+            let mut i = 0;
+            while i < n {
+                let id = sid.value(i);
+                let mut j = i + 1;
+                while j < n && sid.value(j) == id {
+                    j += 1;
+                }
+                if wanted.contains(&id) {
+                    total += j - i;
+                    if total > self.max_samples {
+                        return Err(StorageError(
+                            "query processing would load too many samples into memory in query execution"
+                                .into(),
+                        ));
+                    }
+                    let e = acc.entry(id).or_default();
+                    e.0.extend_from_slice(&t.values()[i..j]);
+                    e.1.extend_from_slice(&v.values()[i..j]);
+                }
+                i = j;
+            }
+        }
+        let index = self.store.state.index.read();
+        let mut out: Vec<Series> = acc
+            .into_iter()
+            .filter_map(|(id, (ts, vs))| {
+                let labels = index.get(id)?.labels.clone();
+                let (timestamps, values) = sort_dedup(ts, vs);
+                Some(Series {
+                    labels,
+                    timestamps,
+                    values,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+}
+
+/// Sorts samples by time; of equal timestamps the one read last wins.
+fn sort_dedup(ts: Vec<i64>, vs: Vec<f64>) -> (Vec<i64>, Vec<f64>) {
+    if ts.windows(2).all(|w| w[0] < w[1]) {
+        return (ts, vs);
+    }
+    let mut idx: Vec<usize> = (0..ts.len()).collect();
+    idx.sort_by_key(|&i| ts[i]);
+    let mut ot: Vec<i64> = Vec::with_capacity(ts.len());
+    let mut ov: Vec<f64> = Vec::with_capacity(ts.len());
+    for i in idx {
+        if ot.last() == Some(&ts[i]) {
+            *ov.last_mut().expect("same length") = vs[i];
+        } else {
+            ot.push(ts[i]);
+            ov.push(vs[i]);
+        }
+    }
+    (ot, ov)
+}
+
+impl Storage for StoreStorage {
+    fn select(&self, req: SelectRequest) -> SelectFuture<'_> {
+        Box::pin(self.select_impl(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedup_keeps_last() {
+        let (t, v) = sort_dedup(vec![3, 1, 3, 2], vec![30.0, 10.0, 31.0, 20.0]);
+        assert_eq!(t, vec![1, 2, 3]);
+        assert_eq!(v, vec![10.0, 20.0, 31.0]);
+    }
+}

@@ -1,0 +1,320 @@
+//! DataFusion tables over the store.
+//!
+//! - `samples` ([`SamplesTable`]): `series_id`, `timestamp`, `value` over the
+//!   head and every Parquet block. Time-range filters prune blocks by their
+//!   metadata and row groups/pages by statistics; `series_id = …` / `IN (…)`
+//!   filters prune row groups (blocks are sorted by series) and the head.
+//! - `series` ([`SeriesTable`]): `series_id`, `metric`, `labels` (JSON) from
+//!   the series index.
+//! - `metrics`: a view joining both (`timestamp`, `metric`, `labels`,
+//!   `value`, `series_id`).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{StringArray, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{Result, ScalarValue};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::logical_expr::{
+    Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
+};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::union::UnionExec;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::block::{labels_json, samples_schema};
+use crate::store::Store;
+
+/// The `samples` table: head plus blocks.
+#[derive(Debug)]
+pub struct SamplesTable {
+    store: Arc<Store>,
+}
+
+impl SamplesTable {
+    /// A table over `store`.
+    pub fn new(store: Arc<Store>) -> Self {
+        SamplesTable { store }
+    }
+}
+
+fn ts_literal(v: &ScalarValue) -> Option<i64> {
+    match v {
+        ScalarValue::TimestampMillisecond(Some(t), _) => Some(*t),
+        ScalarValue::TimestampSecond(Some(t), _) => t.checked_mul(1000),
+        ScalarValue::TimestampMicrosecond(Some(t), _) => Some(t.div_euclid(1000)),
+        ScalarValue::TimestampNanosecond(Some(t), _) => Some(t.div_euclid(1_000_000)),
+        ScalarValue::Int64(Some(t)) => Some(*t),
+        _ => None,
+    }
+}
+
+fn column_name(e: &Expr) -> Option<&str> {
+    match e {
+        Expr::Column(c) => Some(c.name.as_str()),
+        Expr::Cast(c) => column_name(&c.expr),
+        Expr::TryCast(c) => column_name(&c.expr),
+        _ => None,
+    }
+}
+
+fn literal(e: &Expr) -> Option<&ScalarValue> {
+    match e {
+        Expr::Literal(v, _) => Some(v),
+        Expr::Cast(c) => literal(&c.expr),
+        _ => None,
+    }
+}
+
+/// Time bounds `[start, end]` implied by conjunctive filters.
+fn time_bounds(filters: &[Expr], start: &mut i64, end: &mut i64) {
+    for f in filters {
+        match f {
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                if *op == Operator::And {
+                    time_bounds(&[(**left).clone(), (**right).clone()], start, end);
+                    continue;
+                }
+                let (col, lit, op) = match (column_name(left), literal(right)) {
+                    (Some(c), Some(l)) => (c, l, *op),
+                    _ => match (literal(left), column_name(right), op.swap()) {
+                        (Some(l), Some(c), Some(op)) => (c, l, op),
+                        _ => continue,
+                    },
+                };
+                let Some(t) = (col == "timestamp").then(|| ts_literal(lit)).flatten() else {
+                    continue;
+                };
+                match op {
+                    Operator::Gt => *start = (*start).max(t.saturating_add(1)),
+                    Operator::GtEq => *start = (*start).max(t),
+                    Operator::Lt => *end = (*end).min(t.saturating_sub(1)),
+                    Operator::LtEq => *end = (*end).min(t),
+                    Operator::Eq => {
+                        *start = (*start).max(t);
+                        *end = (*end).min(t);
+                    }
+                    _ => {}
+                }
+            }
+            Expr::Between(Between {
+                expr,
+                negated: false,
+                low,
+                high,
+            }) if column_name(expr) == Some("timestamp") => {
+                if let Some(t) = literal(low).and_then(ts_literal) {
+                    *start = (*start).max(t);
+                }
+                if let Some(t) = literal(high).and_then(ts_literal) {
+                    *end = (*end).min(t);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Series ids implied by `series_id = x` / `series_id IN (…)` filters.
+fn id_filter(filters: &[Expr]) -> Option<HashSet<u64>> {
+    let mut out: Option<HashSet<u64>> = None;
+    let mut narrow = |ids: HashSet<u64>| {
+        out = Some(match out.take() {
+            Some(prev) => prev.intersection(&ids).copied().collect(),
+            None => ids,
+        });
+    };
+    for f in filters {
+        match f {
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Eq,
+                right,
+            }) if column_name(left) == Some("series_id") => {
+                if let Some(ScalarValue::UInt64(Some(v))) = literal(right) {
+                    narrow(HashSet::from([*v]));
+                }
+            }
+            Expr::InList(l) if !l.negated && column_name(&l.expr) == Some("series_id") => {
+                let ids: Option<HashSet<u64>> = l
+                    .list
+                    .iter()
+                    .map(|e| match literal(e) {
+                        Some(ScalarValue::UInt64(Some(v))) => Some(*v),
+                        _ => None,
+                    })
+                    .collect();
+                if let Some(ids) = ids {
+                    narrow(ids);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl TableProvider for SamplesTable {
+    fn schema(&self) -> SchemaRef {
+        samples_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let (mut start, mut end) = (i64::MIN, i64::MAX);
+        time_bounds(filters, &mut start, &mut end);
+        let ids = id_filter(filters);
+        let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+        let blocks = self.store.blocks_overlapping(start, end);
+        if !blocks.is_empty() {
+            let urls = blocks
+                .iter()
+                .map(|b| ListingTableUrl::parse(b.data_path().to_string_lossy()))
+                .collect::<Result<Vec<_>>>()?;
+            let opts = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet");
+            let cfg = ListingTableConfig::new_with_multi_paths(urls)
+                .with_listing_options(opts)
+                .with_schema(samples_schema());
+            let table = ListingTable::try_new(cfg)?;
+            plans.push(table.scan(state, projection, filters, limit).await?);
+        }
+        let head = self.store.head_batch(ids.as_ref(), start, end);
+        plans.push(MemorySourceConfig::try_new_exec(
+            &[vec![head]],
+            samples_schema(),
+            projection.cloned(),
+        )?);
+        UnionExec::try_new(plans)
+    }
+}
+
+/// The `series` table: the series index.
+#[derive(Debug)]
+pub struct SeriesTable {
+    store: Arc<Store>,
+}
+
+impl SeriesTable {
+    /// A table over `store`'s index.
+    pub fn new(store: Arc<Store>) -> Self {
+        SeriesTable { store }
+    }
+}
+
+fn series_table_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("series_id", DataType::UInt64, false),
+        Field::new("metric", DataType::Utf8, false),
+        Field::new("labels", DataType::Utf8, false),
+    ]))
+}
+
+#[async_trait]
+impl TableProvider for SeriesTable {
+    fn schema(&self) -> SchemaRef {
+        series_table_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let (mut ids, mut names, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+        {
+            let index = self.store.state.index.read();
+            for (id, e) in index.iter() {
+                ids.push(*id);
+                names.push(e.labels.metric_name().unwrap_or("").to_string());
+                labels.push(labels_json(&e.labels));
+            }
+        }
+        let batch = RecordBatch::try_new(
+            series_table_schema(),
+            vec![
+                Arc::new(UInt64Array::from(ids)),
+                Arc::new(StringArray::from(names)),
+                Arc::new(StringArray::from(labels)),
+            ],
+        )?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            series_table_schema(),
+            projection.cloned(),
+        )?)
+    }
+}
+
+/// The `metrics` view's definition.
+pub const METRICS_VIEW: &str = "CREATE VIEW metrics AS \
+    SELECT s.timestamp AS timestamp, r.metric AS metric, r.labels AS labels, \
+    s.value AS value, s.series_id AS series_id \
+    FROM samples s JOIN series r ON s.series_id = r.series_id";
+
+/// Builds the SQL context with `samples`, `series` and the `metrics` view.
+/// Further tables (logs, events) are added with
+/// [`SessionContext::register_table`].
+pub async fn sql_context(store: Arc<Store>) -> anyhow::Result<SessionContext> {
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .set_bool("datafusion.execution.parquet.pushdown_filters", true)
+        .set_bool("datafusion.execution.parquet.reorder_filters", true);
+    let ctx = SessionContext::new_with_config(config);
+    ctx.register_table("samples", Arc::new(SamplesTable::new(store.clone())))?;
+    ctx.register_table("series", Arc::new(SeriesTable::new(store)))?;
+    ctx.sql(METRICS_VIEW).await?.collect().await?;
+    Ok(ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::{col, lit};
+
+    #[test]
+    fn filters_give_bounds_and_ids() {
+        let ts = |t| lit(ScalarValue::TimestampMillisecond(Some(t), None));
+        let f = vec![
+            col("timestamp")
+                .gt_eq(ts(100))
+                .and(col("timestamp").lt(ts(200))),
+            col("series_id").in_list(vec![lit(1u64), lit(2u64)], false),
+        ];
+        let (mut s, mut e) = (i64::MIN, i64::MAX);
+        time_bounds(&f, &mut s, &mut e);
+        assert_eq!((s, e), (100, 199));
+        assert_eq!(id_filter(&f), Some(HashSet::from([1, 2])));
+    }
+}

@@ -1,0 +1,258 @@
+//! Log collection: tails container logs, node files and files inside pods
+//! (TKEStack's `container-log`, `host-log`, `pod-log` inputs), and ships
+//! the records through a bounded disk buffer per output to the aggregator
+//! (Loki push), Kafka and Elasticsearch, exactly once across crashes (see
+//! [`pipeline`] for the protocol).
+
+pub mod assemble;
+pub mod checkpoint;
+pub mod config;
+pub mod discover;
+pub mod es;
+pub mod format;
+pub mod kafka;
+pub mod loki;
+pub mod pipeline;
+pub mod record;
+pub mod sink;
+pub mod tailer;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::buffer::{BufferOptions, DiskBuffer, OverflowPolicy};
+pub use config::LogsConfig;
+use config::OutputConfig;
+use pipeline::{Output, PipelineMetrics, TailLoop};
+use sink::{DeadLetter, Sink, SinkMetrics};
+
+/// The running log shipper.
+pub struct LogShipper {
+    stop_tail: CancellationToken,
+    stop_sinks: CancellationToken,
+    tail: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    sinks: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl LogShipper {
+    /// Starts tailing and shipping under `dir` (checkpoints, buffers);
+    /// `None` when no input or no output is configured.
+    pub async fn start(
+        config: LogsConfig,
+        aggregator_url: &str,
+        dir: &Path,
+        registry: &mut Registry,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Option<LogShipper>> {
+        if config.inputs.is_empty() || config.outputs.is_empty() {
+            return Ok(None);
+        }
+        std::fs::create_dir_all(dir)?;
+        let node = match &config.node {
+            Some(n) => n.clone(),
+            None => hostname::get()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        let cf = checkpoint::CheckpointFile::new(dir)?;
+        let (saved, stale) = pipeline::begin_epoch(&cf)?;
+        tracing::info!(
+            epoch = saved.epoch,
+            files = saved.files.len(),
+            "log tailing resumes"
+        );
+        let metrics = PipelineMetrics::default();
+        registry.register(
+            "log_records_read",
+            "Log records read from files",
+            metrics.records_read.clone(),
+        );
+        registry.register(
+            "log_bytes_read",
+            "Bytes of log records read",
+            metrics.bytes_read.clone(),
+        );
+        registry.register(
+            "log_stale_records_dropped",
+            "Buffered records discarded at start because their offsets were not checkpointed (they are re-read)",
+            metrics.stale_dropped.clone(),
+        );
+        let (persisted_tx, persisted_rx) = watch::channel(saved.persisted_rid);
+        let stop_tail = shutdown.child_token();
+        let stop_sinks = shutdown.child_token();
+        let mut outputs = Vec::new();
+        let mut sinks = Vec::new();
+        for o in &config.outputs {
+            let odir = dir.join("outputs").join(o.name());
+            std::fs::create_dir_all(&odir)?;
+            let b = o.buffer();
+            let buffer = Arc::new(DiskBuffer::open(
+                &odir.join("buffer"),
+                BufferOptions {
+                    max_bytes: b.max_bytes,
+                    segment_bytes: (b.max_bytes / 16).clamp(1 << 20, 64 << 20),
+                    overflow: OverflowPolicy::Block,
+                },
+            )?);
+            let sm = SinkMetrics::default();
+            let reg =
+                registry.sub_registry_with_label(("output".into(), o.name().to_string().into()));
+            reg.register(
+                "log_records_sent",
+                "Log records acknowledged by the sink",
+                sm.sent.clone(),
+            );
+            reg.register(
+                "log_records_dead_lettered",
+                "Log records refused by the sink for good",
+                sm.dead_lettered.clone(),
+            );
+            reg.register(
+                "log_sink_failures",
+                "Failed sink requests (retried)",
+                sm.failures.clone(),
+            );
+            reg.register(
+                "log_item_retries",
+                "Bulk items retried after 429/5xx",
+                sm.item_retries.clone(),
+            );
+            let dead = DeadLetter::new(&odir, sm.clone());
+            let sink = match o {
+                OutputConfig::Loki { url, .. } => Sink::Loki(loki::LokiSink::new(
+                    url.as_deref().unwrap_or(aggregator_url),
+                    dead,
+                    sm,
+                )?),
+                OutputConfig::Kafka {
+                    brokers,
+                    topic,
+                    compression,
+                    properties,
+                    ..
+                } => Sink::Kafka(Box::new(kafka::KafkaSink::new(
+                    brokers,
+                    topic,
+                    compression,
+                    properties,
+                    &format!("{node}/{}", o.name()),
+                    sm,
+                )?)),
+                OutputConfig::Elasticsearch {
+                    hosts,
+                    index,
+                    user,
+                    password,
+                    max_item_retries,
+                    ..
+                } => {
+                    let pw = password
+                        .clone()
+                        .or_else(|| std::env::var("TIDEWATCH_ES_PASSWORD").ok());
+                    Sink::Es(Box::new(es::EsSink::new(
+                        hosts,
+                        index,
+                        user.as_deref(),
+                        pw.as_deref(),
+                        *max_item_retries,
+                        dead,
+                        sm,
+                    )?))
+                }
+            };
+            let out = Arc::new(Output {
+                name: o.name().to_string(),
+                buffer,
+                batch_records: b.batch_records,
+                batch_bytes: b.batch_bytes,
+            });
+            sinks.push(tokio::spawn(pipeline::deliver(
+                out.clone(),
+                sink,
+                persisted_rx.clone(),
+                stale,
+                metrics.clone(),
+                stop_sinks.clone(),
+            )));
+            outputs.push(out);
+        }
+        let inputs: Vec<discover::Input> = config
+            .inputs
+            .iter()
+            .map(|i| discover::Input::new(i.clone(), &config.cluster_id, &node))
+            .collect();
+        let wake = Arc::new(Notify::new());
+        let watcher = watch_roots(&inputs, wake.clone());
+        let tailer = tailer::Tailer::new(
+            tailer::TailOptions {
+                max_open_files: config.max_open_files,
+                max_record_bytes: config.max_record_bytes,
+                flush_timeout: config.flush_timeout,
+                read_chunk_bytes: config.read_chunk_bytes,
+                rotate_wait: Duration::from_secs(5).max(config.poll_interval * 4),
+            },
+            saved.files,
+        );
+        let tail = TailLoop {
+            inputs,
+            tailer,
+            checkpoints: cf,
+            epoch: saved.epoch,
+            outputs,
+            persisted: persisted_tx,
+            wake,
+            poll: config.poll_interval,
+            metrics,
+        };
+        let tail = tokio::spawn(tail.run(stop_tail.clone()));
+        Ok(Some(LogShipper {
+            stop_tail,
+            stop_sinks,
+            tail: parking_lot::Mutex::new(Some(tail)),
+            sinks: parking_lot::Mutex::new(sinks),
+            _watcher: watcher,
+        }))
+    }
+
+    /// Stops tailing (pending records are flushed into the buffers and a
+    /// last checkpoint written), then stops the sinks; what they did not
+    /// deliver stays in the buffers for the next start.
+    pub async fn close(&self) {
+        self.stop_tail.cancel();
+        let tail = self.tail.lock().take();
+        if let Some(t) = tail {
+            let _ = t.await;
+        }
+        self.stop_sinks.cancel();
+        let sinks: Vec<_> = std::mem::take(&mut *self.sinks.lock());
+        for s in sinks {
+            let _ = s.await;
+        }
+    }
+}
+
+fn watch_roots(
+    inputs: &[discover::Input],
+    wake: Arc<Notify>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+        wake.notify_one();
+    })
+    .map_err(|e| tracing::warn!(error = %e, "file notifications unavailable; polling only"))
+    .ok()?;
+    for i in inputs {
+        for root in i.watch_roots() {
+            if let Err(e) = w.watch(&root, notify::RecursiveMode::Recursive) {
+                tracing::debug!(root = %root.display(), error = %e, "not watching; polling covers it");
+            }
+        }
+    }
+    Some(w)
+}

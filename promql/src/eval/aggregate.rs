@@ -1,0 +1,423 @@
+//! Aggregation operators, computed per group and step over dense columns.
+
+use std::collections::HashMap;
+
+use promql_parser::parser::ast::{AggregateExpr, LabelModifier};
+use promql_parser::parser::token::*;
+use tidewatch_common::{Label, Labels};
+
+use super::util::{format_float, kahan_inc, quantile};
+use super::{Ctx, EvalResult, Evaluator, SVec, Val};
+use crate::engine::QueryError;
+
+/// The group labels of `labels` under the aggregation's modifier.
+fn group_labels(labels: &Labels, m: &Option<LabelModifier>) -> Labels {
+    match m {
+        None => Labels::empty(),
+        Some(LabelModifier::Include(ls)) => Labels::from_sorted_unchecked(
+            labels
+                .iter()
+                .filter(|l| ls.labels.iter().any(|n| n == &l.name))
+                .cloned()
+                .collect(),
+        ),
+        Some(LabelModifier::Exclude(ls)) => Labels::from_sorted_unchecked(
+            labels
+                .iter()
+                .filter(|l| {
+                    l.name != tidewatch_common::labels::METRIC_NAME
+                        && !ls.labels.iter().any(|n| n == &l.name)
+                })
+                .cloned()
+                .collect(),
+        ),
+    }
+}
+
+/// Series indexes grouped by group labels, groups in first-seen order.
+fn groups(input: &[SVec], m: &Option<LabelModifier>) -> (Vec<Labels>, Vec<usize>) {
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut labels = Vec::new();
+    let mut of = Vec::with_capacity(input.len());
+    for s in input {
+        let g = group_labels(&s.labels, m);
+        let n = index.len();
+        let gi = *index.entry(g.clone()).or_insert_with(|| {
+            labels.push(g);
+            n
+        });
+        of.push(gi);
+    }
+    (labels, of)
+}
+
+impl Evaluator<'_> {
+    pub(crate) fn eval_aggregate(&mut self, agg: &AggregateExpr, ctx: &Ctx) -> EvalResult<Val> {
+        let op = agg.op.id();
+        let param = match &agg.param {
+            Some(p) if op == T_COUNT_VALUES => Some(Val::String(self.eval_string(p, ctx)?)),
+            Some(p) => Some(Val::Scalar(self.eval_scalar(p, ctx)?)),
+            None => None,
+        };
+        let input = self.eval_vector(&agg.expr, ctx)?;
+        let (glabels, of) = groups(&input, &agg.modifier);
+        let ng = glabels.len();
+        let n = ctx.n;
+        let scalar = |p: &Option<Val>| match p {
+            Some(Val::Scalar(v)) => v.clone(),
+            _ => vec![f64::NAN; n],
+        };
+        let out = match op {
+            T_SUM | T_AVG | T_COUNT | T_GROUP | T_MIN | T_MAX | T_STDDEV | T_STDVAR => {
+                self.simple_agg(op, &input, &glabels, &of, n)
+            }
+            T_QUANTILE => {
+                let q = scalar(&param);
+                for &qv in &q {
+                    if !(0.0..=1.0).contains(&qv) || qv.is_nan() {
+                        self.warn(format!(
+                            "PromQL warning: quantile value should be between 0 and 1, got {}",
+                            format_float(qv)
+                        ));
+                    }
+                }
+                let mut buf: Vec<Vec<f64>> = vec![Vec::new(); ng];
+                let mut out: Vec<SVec> = glabels
+                    .iter()
+                    .map(|l| SVec {
+                        labels: l.clone(),
+                        vals: vec![None; n],
+                        drop_name: false,
+                    })
+                    .collect();
+                for (i, &qi) in q.iter().enumerate() {
+                    buf.iter_mut().for_each(|b| b.clear());
+                    for (s, &g) in input.iter().zip(&of) {
+                        if let Some(v) = s.vals[i] {
+                            buf[g].push(v);
+                        }
+                    }
+                    for (g, b) in buf.iter_mut().enumerate() {
+                        if !b.is_empty() {
+                            out[g].vals[i] = Some(quantile(qi, b));
+                        }
+                    }
+                }
+                out
+            }
+            T_TOPK | T_BOTTOMK | T_LIMITK => {
+                let k = scalar(&param);
+                self.topk(op, &input, &of, ng, &k, ctx)?
+            }
+            T_LIMIT_RATIO => {
+                let r = scalar(&param);
+                if r.iter().any(|x| x.is_nan()) {
+                    return Err(QueryError::Execution("Ratio value is NaN".into()));
+                }
+                for &x in &r {
+                    if !(-1.0..=1.0).contains(&x) {
+                        let cap = x.clamp(-1.0, 1.0);
+                        self.warn(format!(
+                            "PromQL warning: ratio value should be between -1 and 1, got {}, capping to {}",
+                            format_float(x),
+                            format_float(cap)
+                        ));
+                    }
+                }
+                let mut out = Vec::new();
+                for s in &input {
+                    let h = s.labels.stable_hash() as f64 / u64::MAX as f64;
+                    let mut vals = vec![None; n];
+                    let mut any = false;
+                    for i in 0..n {
+                        let ratio = r[i].clamp(-1.0, 1.0);
+                        let keep = if ratio >= 0.0 {
+                            h < ratio
+                        } else {
+                            h >= 1.0 + ratio
+                        };
+                        if keep && s.vals[i].is_some() {
+                            vals[i] = s.vals[i];
+                            any = true;
+                        }
+                    }
+                    if any {
+                        out.push(SVec {
+                            labels: s.labels.clone(),
+                            vals,
+                            drop_name: s.drop_name,
+                        });
+                    }
+                }
+                out
+            }
+            T_COUNT_VALUES => {
+                let Some(Val::String(label)) = param else {
+                    return Err(QueryError::BadData(
+                        "count_values needs a label name".into(),
+                    ));
+                };
+                if !tidewatch_common::labels::is_valid_label_name(&label) {
+                    return Err(QueryError::Execution(format!(
+                        "invalid label name {label:?}"
+                    )));
+                }
+                let mut index: HashMap<(usize, String), usize> = HashMap::new();
+                let mut out: Vec<SVec> = Vec::new();
+                for i in 0..n {
+                    for (s, &g) in input.iter().zip(&of) {
+                        if let Some(v) = s.vals[i] {
+                            let key = (g, format_float(v));
+                            let oi = match index.get(&key) {
+                                Some(&oi) => oi,
+                                None => {
+                                    let mut l = glabels[g].clone();
+                                    l.set(&label, &key.1);
+                                    out.push(SVec {
+                                        labels: l,
+                                        vals: vec![None; n],
+                                        drop_name: false,
+                                    });
+                                    index.insert(key, out.len() - 1);
+                                    out.len() - 1
+                                }
+                            };
+                            let slot = &mut out[oi].vals[i];
+                            *slot = Some(slot.unwrap_or(0.0) + 1.0);
+                        }
+                    }
+                }
+                out
+            }
+            _ => {
+                return Err(QueryError::BadData(format!(
+                    "unsupported aggregation {}",
+                    agg.op
+                )));
+            }
+        };
+        let mut out = out;
+        if matches!(
+            op,
+            T_SUM | T_AVG | T_COUNT | T_GROUP | T_MIN | T_MAX | T_STDDEV | T_STDVAR | T_QUANTILE
+        ) {
+            // Delayed name removal: a group keeping `__name__` drops it at the
+            // end if any of its members would have.
+            let mut gdrop = vec![false; ng];
+            for (s, &g) in input.iter().zip(&of) {
+                gdrop[g] |= s.drop_name;
+            }
+            for (o, d) in out.iter_mut().zip(gdrop) {
+                o.drop_name = d && o.labels.metric_name().is_some();
+            }
+        }
+        Ok(Val::Vector(out))
+    }
+
+    fn simple_agg(
+        &mut self,
+        op: TokenId,
+        input: &[SVec],
+        glabels: &[Labels],
+        of: &[usize],
+        n: usize,
+    ) -> Vec<SVec> {
+        let ng = glabels.len();
+        // Per group and step accumulators.
+        let mut cnt = vec![0.0f64; ng * n];
+        let mut a = vec![0.0f64; ng * n]; // sum / mean / min / max
+        let mut c = vec![0.0f64; ng * n]; // compensation / aux
+        let mut incr = vec![false; if op == T_AVG { ng * n } else { 0 }];
+        for (s, &g) in input.iter().zip(of) {
+            let base = g * n;
+            for (i, v) in s.vals.iter().enumerate() {
+                let Some(v) = *v else { continue };
+                let k = base + i;
+                cnt[k] += 1.0;
+                let first = cnt[k] == 1.0;
+                match op {
+                    T_SUM => (a[k], c[k]) = kahan_inc(v, a[k], c[k]),
+                    T_AVG => {
+                        if first {
+                            a[k] = v;
+                            c[k] = 0.0;
+                            continue;
+                        }
+                        if !incr[k] {
+                            let (ns, nc) = kahan_inc(v, a[k], c[k]);
+                            if !ns.is_infinite() {
+                                a[k] = ns;
+                                c[k] = nc;
+                                continue;
+                            }
+                            incr[k] = true;
+                            a[k] /= cnt[k] - 1.0;
+                            c[k] /= cnt[k] - 1.0;
+                        }
+                        let q = (cnt[k] - 1.0) / cnt[k];
+                        (a[k], c[k]) = kahan_inc(v / cnt[k], q * a[k], q * c[k]);
+                    }
+                    T_MIN if (first || v < a[k] || a[k].is_nan()) => a[k] = v,
+                    T_MAX if (first || v > a[k] || a[k].is_nan()) => a[k] = v,
+                    T_STDDEV | T_STDVAR => {
+                        if first {
+                            a[k] = 0.0;
+                            c[k] = 0.0;
+                        }
+                        let delta = v - a[k];
+                        a[k] += delta / cnt[k];
+                        c[k] += delta * (v - a[k]);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(ng);
+        for (g, l) in glabels.iter().enumerate() {
+            let base = g * n;
+            let vals = (0..n)
+                .map(|i| {
+                    let k = base + i;
+                    if cnt[k] == 0.0 {
+                        return None;
+                    }
+                    Some(match op {
+                        T_SUM => {
+                            if a[k].is_infinite() {
+                                a[k]
+                            } else {
+                                a[k] + c[k]
+                            }
+                        }
+                        T_AVG => {
+                            if incr[k] {
+                                a[k] + c[k]
+                            } else {
+                                let (s, cc) = (a[k], c[k]);
+                                if s.is_infinite() {
+                                    s / cnt[k]
+                                } else {
+                                    s / cnt[k] + cc / cnt[k]
+                                }
+                            }
+                        }
+                        T_COUNT => cnt[k],
+                        T_GROUP => 1.0,
+                        T_MIN | T_MAX => a[k],
+                        T_STDVAR => c[k] / cnt[k],
+                        T_STDDEV => (c[k] / cnt[k]).sqrt(),
+                        _ => f64::NAN,
+                    })
+                })
+                .collect();
+            out.push(SVec {
+                labels: l.clone(),
+                vals,
+                drop_name: false,
+            });
+        }
+        out
+    }
+
+    fn topk(
+        &mut self,
+        op: TokenId,
+        input: &[SVec],
+        of: &[usize],
+        ng: usize,
+        k: &[f64],
+        ctx: &Ctx,
+    ) -> EvalResult<Vec<SVec>> {
+        let n = ctx.n;
+        let mut keep: Vec<Vec<Option<f64>>> = input.iter().map(|_| vec![None; n]).collect();
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); ng];
+        // Ordering of selected series per group at the last step (for
+        // instant queries the output is sorted).
+        let mut order: Vec<usize> = Vec::new();
+        for i in 0..n {
+            let kv = k[i];
+            if kv.is_nan() {
+                return Err(QueryError::Execution("Parameter value is NaN".into()));
+            }
+            if kv >= 9.223372036854776e18 || kv <= -9.223372036854776e18 {
+                return Err(QueryError::Execution(format!(
+                    "Scalar value {} overflows int64",
+                    format_float(kv)
+                )));
+            }
+            let kk = kv as i64;
+            if kk < 1 {
+                continue;
+            }
+            members.iter_mut().for_each(|m| m.clear());
+            for (si, s) in input.iter().enumerate() {
+                if s.vals[i].is_some() {
+                    members[of[si]].push(si);
+                }
+            }
+            order.clear();
+            for m in members.iter_mut() {
+                if op == T_TOPK || op == T_BOTTOMK {
+                    let val = |si: usize| input[si].vals[i].unwrap();
+                    m.sort_by(|&x, &y| {
+                        let (a, b) = (val(x), val(y));
+
+                        if op == T_TOPK {
+                            cmp_desc_nan_last(a, b)
+                        } else {
+                            cmp_asc_nan_last(a, b)
+                        }
+                    });
+                }
+                for &si in m.iter().take(kk.min(m.len() as i64) as usize) {
+                    keep[si][i] = input[si].vals[i];
+                    order.push(si);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        if n == 1 {
+            for si in order {
+                out.push(SVec {
+                    labels: input[si].labels.clone(),
+                    vals: std::mem::take(&mut keep[si]),
+                    drop_name: input[si].drop_name,
+                });
+            }
+        } else {
+            for (si, vals) in keep.into_iter().enumerate() {
+                if vals.iter().any(|v| v.is_some()) {
+                    out.push(SVec {
+                        labels: input[si].labels.clone(),
+                        vals,
+                        drop_name: input[si].drop_name,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Descending order with NaN last.
+pub(crate) fn cmp_desc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        _ => b.partial_cmp(&a).unwrap(),
+    }
+}
+
+/// Ascending order with NaN last.
+pub(crate) fn cmp_asc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        _ => a.partial_cmp(&b).unwrap(),
+    }
+}
+
+#[allow(dead_code)]
+fn _unused(_: Label) {}
