@@ -612,3 +612,84 @@ async fn node_mode_watches_only_what_it_needs() {
     stop.cancel();
     c.close().await.unwrap();
 }
+
+async fn start_candidate(
+    api: &TestApiServer,
+    node: &str,
+    dir: &Path,
+) -> (std::sync::Arc<Collector>, CancellationToken, String) {
+    let cfg: Config = serde_yaml::from_str(&format!(
+        "interval: 200ms\nnode_name: {node}\nnode:\n  enabled: false\ncgroup:\n  enabled: false\ngpu: false\nkubernetes:\n  enabled: true\n  api_url: {}\n  mode: elected\n  lease_duration: 2s\nremote_write:\n- url: http://127.0.0.1:9/api/v1/write\n",
+        api.url
+    ))
+    .unwrap();
+    let stop = CancellationToken::new();
+    let mut reg = Registry::default();
+    let defaults = Defaults {
+        aggregator_url: "http://127.0.0.1:9".into(),
+        config_file: None,
+    };
+    let c = Collector::start(cfg, defaults, &dir.join(node), &mut reg, stop.clone())
+        .await
+        .unwrap();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let app = c.router();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (c, stop, url)
+}
+
+/// `mode: elected`: two candidates, one Lease; only the holder reports the
+/// cluster-scoped series, and when it stops the other takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_election_through_a_lease() {
+    let api = TestApiServer::start().await;
+    api.apply("api/v1/nodes", objects::node("node-a", "4", "8Gi"));
+    api.apply("api/v1/nodes", objects::node("node-b", "4", "8Gi"));
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, stop_a, url_a) = start_candidate(&api, "node-a", dir.path()).await;
+    let (cb, stop_b, url_b) = start_candidate(&api, "node-b", dir.path()).await;
+    let reports = |m: &HashMap<String, f64>| find(m, "k8s_cluster_node_num", &[]).is_some();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let holder = loop {
+        if let Some(h) = api.lease_holder("kube-system", "tidewatch-collector") {
+            break h;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nobody took the lease"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (leader_url, follower_url) = if holder == "node-a" {
+        (&url_a, &url_b)
+    } else {
+        (&url_b, &url_a)
+    };
+    until(leader_url, "the leader reports the cluster", reports).await;
+    // A few cycles later the follower still does not.
+    for _ in 0..5 {
+        assert!(
+            !reports(&metrics(follower_url).await),
+            "only the lease holder reports cluster-scoped series"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The leader stops (releasing the lease): the other takes over.
+    let (leader, stop_leader, follower, stop_follower) = if holder == "node-a" {
+        (ca, stop_a, cb, stop_b)
+    } else {
+        (cb, stop_b, ca, stop_a)
+    };
+    stop_leader.cancel();
+    leader.close().await.unwrap();
+    until(follower_url, "failover", reports).await;
+    assert_ne!(
+        api.lease_holder("kube-system", "tidewatch-collector")
+            .as_deref(),
+        Some(holder.as_str())
+    );
+    stop_follower.cancel();
+    follower.close().await.unwrap();
+}

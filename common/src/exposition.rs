@@ -143,6 +143,7 @@ pub fn parse_with(
                 p.sample(line).map_err(err)?;
             }
         } else {
+            let line = line.strip_suffix('\r').unwrap_or(line);
             let t = line.trim_start_matches([' ', '\t']);
             if t.is_empty() {
                 continue;
@@ -378,6 +379,16 @@ mod tests {
         assert_eq!(e.samples[1].value, f64::INFINITY);
         assert_eq!(e.metadata[0].kind, "counter");
         assert_eq!(e.metadata[0].help, "Total.");
+    }
+
+    #[test]
+    fn openmetrics_separators_are_single_spaces() {
+        let e = parse("a 1\t5\n# EOF\n", Format::OpenMetrics).unwrap_err();
+        assert!(e.message.contains("expected ' ' after the value"), "{e}");
+        // Prometheus text accepts tabs and CRLF line ends.
+        let p = parse("a\t1\t5\r\nb 2\r\n", Format::PrometheusText).unwrap();
+        assert_eq!(p.samples[0].timestamp_ms, Some(5));
+        assert_eq!(p.samples[1].value, 2.0);
     }
 
     #[test]

@@ -111,3 +111,24 @@ fn strict_mode_rejects_sum_with_negative_buckets() {
     let h = std::fs::read_to_string(shared_dir().join("textparse/1histogram.om.txt")).unwrap();
     parse(&h, Format::OpenMetrics).unwrap();
 }
+
+/// Prints every rejection message (run with --nocapture to review them).
+#[test]
+fn rejection_messages_are_specific() {
+    let dir = shared_dir().join("openmetrics/tests/testdata/parsers");
+    let mut generic = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let case = e.unwrap().path();
+        let name = case.file_name().unwrap().to_string_lossy().to_string();
+        if !name.starts_with("bad_") {
+            continue;
+        }
+        let body = std::fs::read_to_string(case.join("metrics")).unwrap();
+        let err = parse(&body, Format::OpenMetrics).unwrap_err();
+        println!("{name}: {err}");
+        if err.message.len() < 12 {
+            generic.push(format!("{name}: {err}"));
+        }
+    }
+    assert!(generic.is_empty(), "too terse: {generic:?}");
+}

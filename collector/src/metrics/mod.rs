@@ -3,6 +3,7 @@
 //! through durable queues with remote-write.
 
 pub mod cgroup;
+mod cycle;
 pub mod encode;
 pub mod gpu;
 pub mod kube;
@@ -18,79 +19,20 @@ pub mod tke;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
 use parking_lot::{Mutex, RwLock};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Config, Defaults};
 use node::NodeSource;
-use sample::{Emitter, Sample};
+use sample::Sample;
 use scrape::ScrapeManager;
 use ship::{Endpoint, RemoteWriteConfig, ShipMetrics};
-
-/// Collection self-metrics.
-#[derive(Clone, Default)]
-struct CycleMetrics {
-    cycles: Counter,
-    samples: Gauge,
-    duration_ms: Gauge,
-    push_failures: Counter,
-}
-
-/// Every source, owned by the collection loop.
-struct Sources {
-    kube: Option<(Arc<kube::KubeWatch>, kube::Mode)>,
-    pods: pods::PodIndex,
-    podcat: podcat::PodCatalogue,
-    cluster_id: String,
-    project_label: String,
-    node: Option<NodeSource>,
-    cgroup: Option<cgroup::CgroupSource>,
-    gpu: Option<gpu::GpuSource>,
-    tke: tke::TkeDeriver,
-}
-
-impl Sources {
-    fn collect(&mut self, out: &mut Vec<Sample>, ts: i64) {
-        let mut e = Emitter::new(out, ts);
-        let owners = self.kube.as_ref().map(|(view, _)| {
-            let owners = kube::state::Owners::new(view.as_ref());
-            self.pods
-                .replace_all(kube::state::pod_index(view.as_ref(), &owners));
-            self.pods
-                .set_projects(kube::state::projects(view.as_ref(), &self.project_label));
-            owners
-        });
-        if let Some(n) = &mut self.node {
-            n.collect(&mut e);
-        }
-        if let Some(c) = &mut self.cgroup {
-            c.collect(&mut e);
-        }
-        if let Some(g) = &mut self.gpu {
-            g.collect(&mut e);
-        }
-        let mut derived = Vec::new();
-        {
-            let mut d = Emitter::new(&mut derived, ts);
-            self.tke.derive(out, &mut d);
-            if self.kube.is_some() {
-                self.podcat.derive(out, &self.pods, &mut d);
-            }
-            if let (Some((view, kube::Mode::Cluster)), Some(owners)) = (&self.kube, &owners) {
-                kube::state::emit_cluster(view.as_ref(), owners, &self.cluster_id, &mut d);
-            }
-        }
-        out.append(&mut derived);
-    }
-}
 
 /// The running metrics pipeline.
 pub struct MetricsRuntime {
@@ -100,13 +42,6 @@ pub struct MetricsRuntime {
     endpoints: Vec<Arc<Endpoint>>,
     stop: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as i64
 }
 
 impl MetricsRuntime {
@@ -137,7 +72,7 @@ impl MetricsRuntime {
         let extra: Vec<(String, String)> = extra.into_iter().collect();
 
         let ship_metrics = ShipMetrics::register(registry);
-        let cm = CycleMetrics::default();
+        let cm = cycle::CycleMetrics::default();
         registry.register("cycles", "Metric collection cycles run", cm.cycles.clone());
         registry.register(
             "cycle_samples",
@@ -203,7 +138,20 @@ impl MetricsRuntime {
             None
         };
         let kube_view = kube.clone();
-        let sources = Sources {
+        let leader = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if cfg.kubernetes.enabled && cfg.kubernetes.mode == kube::Mode::Elected {
+            let k = &cfg.kubernetes;
+            tasks.push(tokio::spawn(kube::lease::campaign(
+                kube::client(k).await?,
+                k.lease_namespace.clone(),
+                k.lease_name.clone(),
+                node_name.clone(),
+                k.lease_duration,
+                leader.clone(),
+                stop.clone(),
+            )));
+        }
+        let sources = cycle::Sources {
             kube,
             pods: pods.clone(),
             podcat: podcat::PodCatalogue::new(&node_name, &cfg.cluster_id),
@@ -220,6 +168,7 @@ impl MetricsRuntime {
             gpu: cfg
                 .gpu
                 .then(|| gpu::GpuSource::new(cfg.node.proc_path.clone(), pods.clone())),
+            leader,
             tke: tke::TkeDeriver::new(&node_name, &cfg.cluster_id, !cfg.kubernetes.enabled),
         };
         let latest = Arc::new(RwLock::new(Arc::new(Vec::new())));
@@ -230,7 +179,7 @@ impl MetricsRuntime {
         let mut scrapes = ScrapeManager::new(&cfg.scrape_configs, tx, stop.child_token())?;
         scrapes.start_static();
         let targets = scrapes.health();
-        tasks.push(tokio::spawn(forward(
+        tasks.push(tokio::spawn(ship::forward(
             rx,
             extra.clone(),
             endpoints.clone(),
@@ -255,7 +204,7 @@ impl MetricsRuntime {
             )));
         }
         if let Some((view, mode)) = &kube_view {
-            tasks.push(tokio::spawn(discover_loop(
+            tasks.push(tokio::spawn(kube::discovery::run(
                 view.clone(),
                 *mode,
                 node_name.clone(),
@@ -264,7 +213,7 @@ impl MetricsRuntime {
                 stop.clone(),
             )));
         }
-        tasks.push(tokio::spawn(collect_loop(
+        tasks.push(tokio::spawn(cycle::collect_loop(
             sources,
             cfg.interval,
             extra,
@@ -322,109 +271,6 @@ impl MetricsRuntime {
         let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock());
         for t in tasks {
             let _ = t.await;
-        }
-    }
-}
-
-/// One cycle every `interval`: collect, enqueue to every endpoint, publish
-/// the snapshot.
-async fn collect_loop(
-    sources: Sources,
-    interval: Duration,
-    extra: Vec<(String, String)>,
-    endpoints: Vec<Arc<Endpoint>>,
-    latest: Arc<RwLock<Arc<Vec<Sample>>>>,
-    cm: CycleMetrics,
-    stop: CancellationToken,
-) {
-    let sources = Arc::new(Mutex::new(sources));
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut capacity = 1024;
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        let started = Instant::now();
-        let src = sources.clone();
-        let batch = tokio::task::spawn_blocking(move || {
-            let mut out = Vec::with_capacity(capacity);
-            src.lock().collect(&mut out, now_ms());
-            out
-        })
-        .await
-        .unwrap_or_default();
-        capacity = batch.len() + 64;
-        for ep in &endpoints {
-            let records = encode::encode_records(&batch, &extra, ep.series_per_record());
-            if let Err(e) = ep.push(&records).await {
-                cm.push_failures.inc();
-                tracing::error!(error = %e, "writing the metrics queue failed");
-            }
-        }
-        cm.cycles.inc();
-        cm.samples.set(batch.len() as i64);
-        cm.duration_ms.set(started.elapsed().as_millis() as i64);
-        *latest.write() = Arc::new(batch);
-    }
-}
-
-/// Enqueues scraped batches for every endpoint.
-async fn forward(
-    mut rx: tokio::sync::mpsc::Receiver<Vec<Sample>>,
-    extra: Vec<(String, String)>,
-    endpoints: Vec<Arc<Endpoint>>,
-    stop: CancellationToken,
-) {
-    loop {
-        let batch = tokio::select! {
-            b = rx.recv() => match b { Some(b) => b, None => return },
-            _ = stop.cancelled() => return,
-        };
-        for ep in &endpoints {
-            let records = encode::encode_records(&batch, &extra, ep.series_per_record());
-            if let Err(e) = ep.push(&records).await {
-                tracing::error!(error = %e, "writing scraped samples to the queue failed");
-            }
-        }
-    }
-}
-
-/// Keeps Kubernetes scrape targets in sync with the watched pods and
-/// endpoints (each cycle; unchanged targets keep their loops).
-async fn discover_loop(
-    view: Arc<kube::KubeWatch>,
-    mode: kube::Mode,
-    node: String,
-    scrapes: Arc<tokio::sync::Mutex<ScrapeManager>>,
-    interval: Duration,
-    stop: CancellationToken,
-) {
-    let mut ticker = tokio::time::interval(interval);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        // Read every tick: a config reload may change the jobs.
-        let roles = scrapes.lock().await.kubernetes_roles();
-        let mut by_job: std::collections::BTreeMap<usize, Vec<tidewatch_common::labels::Labels>> =
-            Default::default();
-        for (job, role, namespaces) in &roles {
-            let targets = match role {
-                scrape::SdRole::Pod => kube::discovery::pod_targets(view.as_ref(), namespaces),
-                scrape::SdRole::Endpoints => kube::discovery::endpoint_targets(
-                    view.as_ref(),
-                    namespaces,
-                    (mode == kube::Mode::Node).then_some(node.as_str()),
-                ),
-            };
-            by_job.entry(*job).or_default().extend(targets);
-        }
-        let mut m = scrapes.lock().await;
-        for (job, targets) in by_job {
-            m.sync(job, targets);
         }
     }
 }

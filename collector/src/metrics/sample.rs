@@ -35,6 +35,7 @@ impl<'a> Emitter<'a> {
     }
 
     /// Appends `name{labels} value`. Empty label values are dropped.
+    /// One allocation for the label vector plus the strings themselves.
     pub fn emit(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         let mut v = Vec::with_capacity(labels.len() + 1);
         v.push(Label::new(METRIC_NAME, name));
@@ -44,8 +45,15 @@ impl<'a> Emitter<'a> {
                 .filter(|(_, val)| !val.is_empty())
                 .map(|(n, val)| Label::new(*n, *val)),
         );
+        // Stable, so that with a repeated name the last one wins below.
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        let labels = if v.windows(2).any(|w| w[0].name == w[1].name) {
+            Labels::from_vec(v) // a caller repeated a name: last one wins
+        } else {
+            Labels::from_sorted_unchecked(v)
+        };
         self.out.push(Sample {
-            labels: Labels::from_vec(v),
+            labels,
             value,
             timestamp_ms: self.timestamp_ms,
         });

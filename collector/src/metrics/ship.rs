@@ -360,3 +360,24 @@ enum Outcome {
     Rejected(String),
     Retry(String),
 }
+
+/// Enqueues scraped batches for every endpoint.
+pub(crate) async fn forward(
+    mut rx: tokio::sync::mpsc::Receiver<Vec<super::sample::Sample>>,
+    extra: Vec<(String, String)>,
+    endpoints: Vec<Arc<Endpoint>>,
+    stop: CancellationToken,
+) {
+    loop {
+        let batch = tokio::select! {
+            b = rx.recv() => match b { Some(b) => b, None => return },
+            _ = stop.cancelled() => return,
+        };
+        for ep in &endpoints {
+            let records = super::encode::encode_records(&batch, &extra, ep.series_per_record());
+            if let Err(e) = ep.push(&records).await {
+                tracing::error!(error = %e, "writing scraped samples to the queue failed");
+            }
+        }
+    }
+}

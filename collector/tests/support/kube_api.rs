@@ -4,7 +4,8 @@
 //! watch streams (`?watch=true&resourceVersion=N`, newline-delimited
 //! `ADDED`/`MODIFIED`/`DELETED`/`BOOKMARK` events), `spec.nodeName` field
 //! selectors, and `410 Gone` (`ERROR` event with an expired `Status`) for
-//! watches from a compacted resourceVersion. No Kubernetes API server can
+//! watches from a compacted resourceVersion, and Leases (get, create,
+//! replace with resourceVersion conflicts) for leader election. No Kubernetes API server can
 //! run on these machines; production uses a real one through the same code.
 
 use std::collections::{BTreeMap, HashMap};
@@ -54,6 +55,8 @@ struct Inner {
     history: Vec<(String, u64, &'static str, Value)>,
     lists: HashMap<String, usize>,
     watches: Vec<String>,
+    /// Leases by (namespace, name).
+    leases: HashMap<(String, String), Value>,
 }
 
 /// The server handle; dropping it does not stop the server.
@@ -93,6 +96,14 @@ impl TestApiServer {
         let app = axum::Router::new()
             .route("/api/v1/{res}", get(handle_core))
             .route("/apis/{group}/{version}/{res}", get(handle_group))
+            .route(
+                "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
+                axum::routing::post(lease_create),
+            )
+            .route(
+                "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}",
+                get(lease_get).put(lease_replace),
+            )
             .with_state(s.clone());
         tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
         s
@@ -165,6 +176,85 @@ impl TestApiServer {
     /// Query strings of every watch request so far.
     pub fn watch_requests(&self) -> Vec<String> {
         self.inner.lock().watches.clone()
+    }
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Response {
+    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": code});
+    (
+        axum::http::StatusCode::from_u16(code).unwrap(),
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+async fn lease_get(
+    State(s): State<TestApiServer>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    match s.inner.lock().leases.get(&(ns, name.clone())) {
+        Some(l) => axum::Json(l.clone()).into_response(),
+        None => status(404, "NotFound", &format!("leases \"{name}\" not found")),
+    }
+}
+
+async fn lease_create(
+    State(s): State<TestApiServer>,
+    Path(ns): Path<String>,
+    axum::Json(mut lease): axum::Json<Value>,
+) -> Response {
+    let mut g = s.inner.lock();
+    let name = lease["metadata"]["name"].as_str().unwrap_or("").to_string();
+    if g.leases.contains_key(&(ns.clone(), name.clone())) {
+        return status(
+            409,
+            "AlreadyExists",
+            &format!("leases \"{name}\" already exists"),
+        );
+    }
+    g.rv += 1;
+    lease["metadata"]["resourceVersion"] = json!(g.rv.to_string());
+    lease["metadata"]["namespace"] = json!(ns);
+    lease["kind"] = json!("Lease");
+    lease["apiVersion"] = json!("coordination.k8s.io/v1");
+    g.leases.insert((ns, name), lease.clone());
+    (axum::http::StatusCode::CREATED, axum::Json(lease)).into_response()
+}
+
+/// Replace with optimistic concurrency: the body's resourceVersion must
+/// match the stored one (409 Conflict otherwise), as the API server does.
+async fn lease_replace(
+    State(s): State<TestApiServer>,
+    Path((ns, name)): Path<(String, String)>,
+    axum::Json(mut lease): axum::Json<Value>,
+) -> Response {
+    let mut g = s.inner.lock();
+    let key = (ns, name.clone());
+    let Some(current) = g.leases.get(&key) else {
+        return status(404, "NotFound", &format!("leases \"{name}\" not found"));
+    };
+    if current["metadata"]["resourceVersion"] != lease["metadata"]["resourceVersion"] {
+        return status(
+            409,
+            "Conflict",
+            "the object has been modified; please apply your changes to the latest version",
+        );
+    }
+    g.rv += 1;
+    lease["metadata"]["resourceVersion"] = json!(g.rv.to_string());
+    g.leases.insert(key, lease.clone());
+    axum::Json(lease).into_response()
+}
+
+impl TestApiServer {
+    /// The current holder of a Lease, if any.
+    pub fn lease_holder(&self, ns: &str, name: &str) -> Option<String> {
+        self.inner
+            .lock()
+            .leases
+            .get(&(ns.to_string(), name.to_string()))
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
     }
 }
 

@@ -339,7 +339,12 @@ pub(super) fn parse_sample<'a>(
         if c.at_end() {
             return Ok(out);
         }
-        c.pos += 1; // the single space
+        if !c.eat(b' ') {
+            return Err(format!(
+                "expected ' ' after the value, found {:?}",
+                c.rest().chars().next().unwrap_or(' ')
+            ));
+        }
         if c.peek() != Some(b'#') {
             let t = c.token();
             if t.is_empty() {

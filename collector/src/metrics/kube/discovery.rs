@@ -34,10 +34,17 @@ fn in_namespaces(ns: &str, namespaces: &[String]) -> bool {
 }
 
 /// One target per declared container port of every running pod (or the
-/// pod IP alone when it declares none).
-pub fn pod_targets(view: &dyn ClusterView, namespaces: &[String]) -> Vec<Labels> {
+/// pod IP alone when it declares none); with `node`, only that node's pods.
+pub fn pod_targets(
+    view: &dyn ClusterView,
+    namespaces: &[String],
+    node: Option<&str>,
+) -> Vec<Labels> {
     let mut out = Vec::new();
     for p in view.pods() {
+        if node.is_some_and(|n| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(n)) {
+            continue;
+        }
         let ns = p.metadata.namespace.clone().unwrap_or_default();
         if !in_namespaces(&ns, namespaces) {
             continue;
@@ -310,4 +317,46 @@ pub fn default_relabel(endpoints: bool) -> Vec<RelabelConfig> {
         ));
     }
     v
+}
+
+/// Keeps Kubernetes scrape targets in sync with the watched pods and
+/// endpoints (each cycle; unchanged targets keep their loops).
+pub(crate) async fn run(
+    view: std::sync::Arc<super::KubeWatch>,
+    mode: super::Mode,
+    node: String,
+    scrapes: std::sync::Arc<tokio::sync::Mutex<crate::metrics::scrape::ScrapeManager>>,
+    interval: std::time::Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        // Read every tick: a config reload may change the jobs.
+        let roles = scrapes.lock().await.kubernetes_roles();
+        let mut by_job: std::collections::BTreeMap<usize, Vec<tidewatch_common::labels::Labels>> =
+            Default::default();
+        for (job, role, namespaces) in &roles {
+            let targets = match role {
+                crate::metrics::scrape::SdRole::Pod => pod_targets(
+                    view.as_ref(),
+                    namespaces,
+                    (mode != super::Mode::Cluster).then_some(node.as_str()),
+                ),
+                crate::metrics::scrape::SdRole::Endpoints => endpoint_targets(
+                    view.as_ref(),
+                    namespaces,
+                    (mode != super::Mode::Cluster).then_some(node.as_str()),
+                ),
+            };
+            by_job.entry(*job).or_default().extend(targets);
+        }
+        let mut m = scrapes.lock().await;
+        for (job, targets) in by_job {
+            m.sync(job, targets);
+        }
+    }
 }

@@ -12,6 +12,7 @@
 pub mod discovery;
 pub mod inventory;
 pub mod ksm;
+pub mod lease;
 pub mod quantity;
 pub mod state;
 
@@ -37,6 +38,9 @@ pub enum Mode {
     Node,
     /// Every object of the cluster (exactly one collector per cluster).
     Cluster,
+    /// Every collector watches the cluster; the holder of a Lease reports
+    /// the cluster-scoped series (leader election).
+    Elected,
 }
 
 /// `collector.kubernetes`.
@@ -54,6 +58,13 @@ pub struct KubeConfig {
     /// Namespace label naming the namespace's business (project), for the
     /// `project_*` catalogue.
     pub project_label: String,
+    /// `elected` mode: namespace of the Lease.
+    pub lease_namespace: String,
+    /// `elected` mode: name of the Lease.
+    pub lease_name: String,
+    /// `elected` mode: how long a holder keeps the lease without renewing.
+    #[serde(with = "tidewatch_common::duration::serde_duration")]
+    pub lease_duration: std::time::Duration,
 }
 
 impl Default for KubeConfig {
@@ -64,6 +75,9 @@ impl Default for KubeConfig {
             token: String::new(),
             mode: Mode::Node,
             project_label: "project_name".into(),
+            lease_namespace: "kube-system".into(),
+            lease_name: "tidewatch-collector".into(),
+            lease_duration: std::time::Duration::from_secs(15),
         }
     }
 }
@@ -169,6 +183,19 @@ impl ClusterView for StaticView {
     }
 }
 
+/// A client for `cfg.api_url` (or in-cluster / kubeconfig when empty).
+pub async fn client(cfg: &KubeConfig) -> anyhow::Result<Client> {
+    Ok(if cfg.api_url.is_empty() {
+        Client::try_default().await?
+    } else {
+        let mut kc = kube::Config::new(cfg.api_url.parse()?);
+        if !cfg.token.is_empty() {
+            kc.auth_info.token = Some(cfg.token.clone().into());
+        }
+        Client::try_from(kc)?
+    })
+}
+
 /// Reflector stores kept current by list + watch.
 /// In node mode only what this node needs is watched (its pods, plus
 /// ReplicaSets and Jobs for owner resolution, namespaces for businesses,
@@ -228,21 +255,13 @@ impl KubeWatch {
         endpoints: bool,
         stop: CancellationToken,
     ) -> anyhow::Result<KubeWatch> {
-        let client = if cfg.api_url.is_empty() {
-            Client::try_default().await?
-        } else {
-            let mut kc = kube::Config::new(cfg.api_url.parse()?);
-            if !cfg.token.is_empty() {
-                kc.auth_info.token = Some(cfg.token.clone().into());
-            }
-            Client::try_from(kc)?
-        };
+        let client = client(cfg).await?;
         let wc = watcher::Config::default;
         let pod_cfg = match cfg.mode {
             Mode::Node => wc().fields(&format!("spec.nodeName={node}")),
-            Mode::Cluster => wc(),
+            Mode::Cluster | Mode::Elected => wc(),
         };
-        let cluster = cfg.mode == Mode::Cluster;
+        let cluster = cfg.mode != Mode::Node;
         Ok(KubeWatch {
             pods: reflect(Api::all(client.clone()), pod_cfg, stop.clone()),
             replicasets: reflect(Api::all(client.clone()), wc(), stop.clone()),

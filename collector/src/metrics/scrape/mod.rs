@@ -244,7 +244,7 @@ impl ScrapeManager {
         Ok(())
     }
 
-    /// Health of every running target, keyed by scrape URL.
+    /// Health of every running target loop (keyed by job, URL and loop).
     pub fn health(&self) -> Arc<RwLock<BTreeMap<String, TargetHealth>>> {
         self.health.clone()
     }

@@ -170,8 +170,17 @@ pub(crate) async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last: HashMap<u64, Labels> = HashMap::new();
     let stale = f64::from_bits(STALE_NAN_BITS);
+    // Each loop has its own entry: after a reload the old loop of a target
+    // may still be finishing while the new one starts.
+    static LOOP_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let key = format!(
+        "{}\u{0}{}\u{0}{}",
+        cfg.job_name,
+        t.url,
+        LOOP_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
     health.write().insert(
-        t.url.clone(),
+        key.clone(),
         TargetHealth {
             job: cfg.job_name.clone(),
             url: t.url.clone(),
@@ -260,7 +269,7 @@ pub(crate) async fn run(
             }
         }
         last = current;
-        if let Some(h) = health.write().get_mut(&t.url) {
+        if let Some(h) = health.write().get_mut(&key) {
             h.health = if up == 1.0 {
                 "up".into()
             } else {
@@ -275,7 +284,7 @@ pub(crate) async fn run(
     }
     // Target gone: every series it reported goes stale (not on shutdown,
     // as in Prometheus: the series may continue after a restart).
-    health.write().remove(&t.url);
+    health.write().remove(&key);
     if !last.is_empty() && !shutdown.is_cancelled() {
         let ts = now_ms();
         let batch = last

@@ -1,0 +1,133 @@
+//! The collection cycle: every source, run in order each `interval`, the
+//! derived catalogue appended, the batch enqueued for every endpoint and
+//! published as the latest snapshot.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio_util::sync::CancellationToken;
+
+use super::node::NodeSource;
+use super::sample::{Emitter, Sample};
+use super::ship::Endpoint;
+use super::{cgroup, encode, gpu, kube, podcat, pods, tke};
+
+/// Collection self-metrics.
+#[derive(Clone, Default)]
+pub(super) struct CycleMetrics {
+    pub cycles: Counter,
+    pub samples: Gauge,
+    pub duration_ms: Gauge,
+    pub push_failures: Counter,
+}
+
+/// Every source, owned by the collection loop.
+pub(super) struct Sources {
+    pub kube: Option<(Arc<kube::KubeWatch>, kube::Mode)>,
+    pub pods: pods::PodIndex,
+    pub podcat: podcat::PodCatalogue,
+    pub cluster_id: String,
+    pub project_label: String,
+    pub node: Option<NodeSource>,
+    pub cgroup: Option<cgroup::CgroupSource>,
+    pub gpu: Option<gpu::GpuSource>,
+    pub tke: tke::TkeDeriver,
+    /// `elected` mode: whether this collector holds the Lease.
+    pub leader: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Sources {
+    fn collect(&mut self, out: &mut Vec<Sample>, ts: i64) {
+        let mut e = Emitter::new(out, ts);
+        let owners = self.kube.as_ref().map(|(view, _)| {
+            let owners = kube::state::Owners::new(view.as_ref());
+            self.pods
+                .replace_all(kube::state::pod_index(view.as_ref(), &owners));
+            self.pods
+                .set_projects(kube::state::projects(view.as_ref(), &self.project_label));
+            owners
+        });
+        if let Some(n) = &mut self.node {
+            n.collect(&mut e);
+        }
+        if let Some(c) = &mut self.cgroup {
+            c.collect(&mut e);
+        }
+        if let Some(g) = &mut self.gpu {
+            g.collect(&mut e);
+        }
+        let mut derived = Vec::new();
+        {
+            let mut d = Emitter::new(&mut derived, ts);
+            self.tke.derive(out, &mut d);
+            if self.kube.is_some() {
+                self.podcat.derive(out, &self.pods, &mut d);
+            }
+            let reports_cluster = match &self.kube {
+                Some((_, kube::Mode::Cluster)) => true,
+                Some((_, kube::Mode::Elected)) => {
+                    self.leader.load(std::sync::atomic::Ordering::SeqCst)
+                }
+                _ => false,
+            };
+            if let (true, Some((view, _)), Some(owners)) = (reports_cluster, &self.kube, &owners) {
+                kube::state::emit_cluster(view.as_ref(), owners, &self.cluster_id, &mut d);
+            }
+        }
+        out.append(&mut derived);
+    }
+}
+
+pub(super) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64
+}
+
+/// One cycle every `interval`: collect, enqueue to every endpoint, publish
+/// the snapshot.
+pub(super) async fn collect_loop(
+    sources: Sources,
+    interval: Duration,
+    extra: Vec<(String, String)>,
+    endpoints: Vec<Arc<Endpoint>>,
+    latest: Arc<RwLock<Arc<Vec<Sample>>>>,
+    cm: CycleMetrics,
+    stop: CancellationToken,
+) {
+    let sources = Arc::new(Mutex::new(sources));
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut capacity = 1024;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let started = Instant::now();
+        let src = sources.clone();
+        let batch = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::with_capacity(capacity);
+            src.lock().collect(&mut out, now_ms());
+            out
+        })
+        .await
+        .unwrap_or_default();
+        capacity = batch.len() + 64;
+        for ep in &endpoints {
+            let records = encode::encode_records(&batch, &extra, ep.series_per_record());
+            if let Err(e) = ep.push(&records).await {
+                cm.push_failures.inc();
+                tracing::error!(error = %e, "writing the metrics queue failed");
+            }
+        }
+        cm.cycles.inc();
+        cm.samples.set(batch.len() as i64);
+        cm.duration_ms.set(started.elapsed().as_millis() as i64);
+        *latest.write() = Arc::new(batch);
+    }
+}
