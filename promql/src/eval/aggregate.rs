@@ -329,11 +329,10 @@ impl Evaluator<'_> {
         ctx: &Ctx,
     ) -> EvalResult<Vec<SVec>> {
         let n = ctx.n;
-        let mut keep: Vec<Vec<Option<f64>>> = input.iter().map(|_| vec![None; n]).collect();
-        let mut members: Vec<Vec<usize>> = vec![Vec::new(); ng];
-        // Ordering of selected series per group at the last step (for
-        // instant queries the output is sorted).
-        let mut order: Vec<usize> = Vec::new();
+        // Selected `(series, step)` pairs, in selection order.
+        let mut picked: Vec<(usize, usize)> = Vec::new();
+        // Members of each group present at the step: `(value, series)`.
+        let mut members: Vec<Vec<(f64, usize)>> = vec![Vec::new(); ng];
         for i in 0..n {
             let kv = k[i];
             if kv.is_nan() {
@@ -351,49 +350,61 @@ impl Evaluator<'_> {
             }
             members.iter_mut().for_each(|m| m.clear());
             for (si, s) in input.iter().enumerate() {
-                if s.vals[i].is_some() {
-                    members[of[si]].push(si);
+                if let Some(v) = s.vals[i] {
+                    members[of[si]].push((v, si));
                 }
             }
-            order.clear();
             for m in members.iter_mut() {
+                let take = kk.min(m.len() as i64) as usize;
+                if take == 0 {
+                    continue;
+                }
                 if op == T_TOPK || op == T_BOTTOMK {
-                    let val = |si: usize| input[si].vals[i].unwrap();
-                    m.sort_by(|&x, &y| {
-                        let (a, b) = (val(x), val(y));
-
-                        if op == T_TOPK {
-                            cmp_desc_nan_last(a, b)
+                    // Ties keep input order (as a stable sort would); only
+                    // the `take` best are selected and then ordered.
+                    let cmp = |a: &(f64, usize), b: &(f64, usize)| {
+                        let by_value = if op == T_TOPK {
+                            cmp_desc_nan_last(a.0, b.0)
                         } else {
-                            cmp_asc_nan_last(a, b)
-                        }
-                    });
+                            cmp_asc_nan_last(a.0, b.0)
+                        };
+                        by_value.then(a.1.cmp(&b.1))
+                    };
+                    if take < m.len() {
+                        m.select_nth_unstable_by(take - 1, cmp);
+                        m.truncate(take);
+                    }
+                    m.sort_unstable_by(cmp);
                 }
-                for &si in m.iter().take(kk.min(m.len() as i64) as usize) {
-                    keep[si][i] = input[si].vals[i];
-                    order.push(si);
-                }
+                picked.extend(m.iter().take(take).map(|&(_, si)| (si, i)));
             }
         }
-        let mut out = Vec::new();
+        let mut out: Vec<SVec> = Vec::new();
+        let mut slot: Vec<usize> = vec![usize::MAX; input.len()];
+        let mut new_out = |si: usize, out: &mut Vec<SVec>| {
+            slot[si] = out.len();
+            out.push(SVec {
+                labels: input[si].labels.clone(),
+                vals: vec![None; n],
+                drop_name: input[si].drop_name,
+            });
+        };
         if n == 1 {
-            for si in order {
-                out.push(SVec {
-                    labels: input[si].labels.clone(),
-                    vals: std::mem::take(&mut keep[si]),
-                    drop_name: input[si].drop_name,
-                });
+            // Instant queries list the selection in its order.
+            for &(si, _) in &picked {
+                new_out(si, &mut out);
             }
         } else {
-            for (si, vals) in keep.into_iter().enumerate() {
-                if vals.iter().any(|v| v.is_some()) {
-                    out.push(SVec {
-                        labels: input[si].labels.clone(),
-                        vals,
-                        drop_name: input[si].drop_name,
-                    });
-                }
+            let mut has = vec![false; input.len()];
+            for &(si, _) in &picked {
+                has[si] = true;
             }
+            for (si, _) in has.iter().enumerate().filter(|x| *x.1) {
+                new_out(si, &mut out);
+            }
+        }
+        for (si, i) in picked {
+            out[slot[si]].vals[i] = input[si].vals[i];
         }
         Ok(out)
     }

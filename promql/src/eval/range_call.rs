@@ -75,7 +75,12 @@ impl Evaluator<'_> {
         let mut out = Vec::with_capacity(ra.series.len());
         let mut not_counter: Vec<String> = Vec::new();
         let mut scratch: Vec<f64> = Vec::new();
+        let counter_fast = counterish && ra.mode == RangeMode::Normal;
+        let mut resets = range_fns::ResetIndex::default();
         for s in &ra.series {
+            if counter_fast {
+                resets.build(&s.vals);
+            }
             let mut vals = vec![None; ctx.n];
             let mut any = false;
             ra.windows(ctx, s, |i, lo, hi| {
@@ -90,6 +95,14 @@ impl Evaluator<'_> {
                     p1: p1[i],
                 };
                 let r = match ra.mode {
+                    RangeMode::Normal if counter_fast => range_fns::extrapolated_rate(
+                        &s.ts[lo..hi],
+                        &s.vals[lo..hi],
+                        &w,
+                        true,
+                        name == "rate",
+                        resets.any(lo, hi),
+                    ),
                     RangeMode::Normal => {
                         range_fns::apply(name, &s.ts[lo..hi], &s.vals[lo..hi], &w, &mut scratch)
                     }
