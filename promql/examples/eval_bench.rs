@@ -74,7 +74,10 @@ fn workload(series: usize) -> Vec<(Labels, Vec<f64>)> {
         let labels = Labels::from_pairs([
             ("__name__", "http_requests_total".to_string()),
             ("job", format!("api-{}", i % 20)),
-            ("instance", format!("10.0.{}.{}:9090", (i / 20) / 250, (i / 20) % 250)),
+            (
+                "instance",
+                format!("10.0.{}.{}:9090", (i / 20) / 250, (i / 20) % 250),
+            ),
             ("method", methods[(i / 5) % 4].to_string()),
             ("status", statuses[i % 5].to_string()),
         ]);
@@ -107,7 +110,10 @@ fn workload(series: usize) -> Vec<(Labels, Vec<f64>)> {
         }
         for (b, vals) in cols.into_iter().enumerate() {
             let labels = Labels::from_pairs([
-                ("__name__", "http_request_duration_seconds_bucket".to_string()),
+                (
+                    "__name__",
+                    "http_request_duration_seconds_bucket".to_string(),
+                ),
                 ("job", format!("api-{}", i % 20)),
                 ("instance", format!("10.1.{}.{}:9090", i / 250, i % 250)),
                 ("le", LE[b].to_string()),
@@ -164,11 +170,8 @@ fn dump_remote_write(dir: &str, data: &[(Labels, Vec<f64>)]) {
                 .collect(),
             ..Default::default()
         };
-        std::fs::write(
-            format!("{dir}/{n:04}.pb"),
-            rw::encode_write_request(&req),
-        )
-        .expect("write dump");
+        std::fs::write(format!("{dir}/{n:04}.pb"), rw::encode_write_request(&req))
+            .expect("write dump");
     }
     let (start, end) = query_range();
     let mut q = format!("{} {} {}\n", start / 1000, end / 1000, SCRAPE_MS / 1000);
@@ -223,7 +226,10 @@ async fn main() {
         "{} series, {SAMPLES} samples each; {runs} runs per query, medians",
         s.series_count()
     );
-    println!("{:>9} {:>9} {:>6} {:>8} {:>22}  query", "cpu ms", "wall ms", "series", "points", "checksum");
+    println!(
+        "{:>9} {:>9} {:>6} {:>8} {:>22}  query",
+        "cpu ms", "wall ms", "series", "points", "checksum"
+    );
     for q in QUERIES {
         if only.as_deref().is_some_and(|o| o != q) {
             continue;

@@ -6,46 +6,42 @@ use promql_parser::parser::ast::{AggregateExpr, LabelModifier};
 use promql_parser::parser::token::*;
 use tidewatch_common::{Label, Labels};
 
+use super::labelset::{HashIndex, hash_labels};
 use super::util::{format_float, kahan_inc, quantile};
 use super::{Ctx, EvalResult, Evaluator, SVec, Val};
 use crate::engine::QueryError;
 
-/// The group labels of `labels` under the aggregation's modifier.
-fn group_labels(labels: &Labels, m: &Option<LabelModifier>) -> Labels {
+/// Whether label `l` is part of the group labels under the aggregation's
+/// modifier.
+#[inline]
+fn in_group(l: &Label, m: &Option<LabelModifier>) -> bool {
     match m {
-        None => Labels::empty(),
-        Some(LabelModifier::Include(ls)) => Labels::from_sorted_unchecked(
-            labels
-                .iter()
-                .filter(|l| ls.labels.iter().any(|n| n == &l.name))
-                .cloned()
-                .collect(),
-        ),
-        Some(LabelModifier::Exclude(ls)) => Labels::from_sorted_unchecked(
-            labels
-                .iter()
-                .filter(|l| {
-                    l.name != tidewatch_common::labels::METRIC_NAME
-                        && !ls.labels.iter().any(|n| n == &l.name)
-                })
-                .cloned()
-                .collect(),
-        ),
+        None => false,
+        Some(LabelModifier::Include(ls)) => ls.labels.iter().any(|n| n == &l.name),
+        Some(LabelModifier::Exclude(ls)) => {
+            l.name != tidewatch_common::labels::METRIC_NAME
+                && !ls.labels.iter().any(|n| n == &l.name)
+        }
     }
 }
 
-/// Series indexes grouped by group labels, groups in first-seen order.
+/// Series indexes grouped by group labels, groups in first-seen order. Only
+/// the first series of a group clones its group labels.
 fn groups(input: &[SVec], m: &Option<LabelModifier>) -> (Vec<Labels>, Vec<usize>) {
-    let mut index: HashMap<Labels, usize> = HashMap::new();
-    let mut labels = Vec::new();
+    let mut index = HashIndex::default();
+    let mut buf = Vec::new();
+    let mut labels: Vec<Labels> = Vec::new();
     let mut of = Vec::with_capacity(input.len());
     for s in input {
-        let g = group_labels(&s.labels, m);
-        let n = index.len();
-        let gi = *index.entry(g.clone()).or_insert_with(|| {
-            labels.push(g);
-            n
-        });
+        let members = || s.labels.iter().filter(|l| in_group(l, m));
+        let h = hash_labels(members(), &mut buf);
+        let gi = match index.find(h, |g| members().eq(labels[g].iter())) {
+            Some(g) => g,
+            None => {
+                labels.push(Labels::from_sorted_unchecked(members().cloned().collect()));
+                index.insert(h)
+            }
+        };
         of.push(gi);
     }
     (labels, of)
@@ -333,8 +329,7 @@ impl Evaluator<'_> {
         let mut picked: Vec<(usize, usize)> = Vec::new();
         // Members of each group present at the step: `(value, series)`.
         let mut members: Vec<Vec<(f64, usize)>> = vec![Vec::new(); ng];
-        for i in 0..n {
-            let kv = k[i];
+        for (i, &kv) in k.iter().enumerate().take(n) {
             if kv.is_nan() {
                 return Err(QueryError::Execution("Parameter value is NaN".into()));
             }
@@ -429,6 +424,3 @@ pub(crate) fn cmp_asc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
         _ => a.partial_cmp(&b).unwrap(),
     }
 }
-
-#[allow(dead_code)]
-fn _unused(_: Label) {}

@@ -7,7 +7,8 @@ use promql_parser::parser::ast::{BinModifier, BinaryExpr, LabelModifier, VectorM
 use promql_parser::parser::token::*;
 use tidewatch_common::Labels;
 
-use super::util::signature_labels;
+use super::labelset::{HashIndex, hash_labels};
+use super::util::{in_signature, signature_labels};
 use super::{Ctx, EvalResult, Evaluator, SVec, Val};
 use crate::engine::QueryError;
 
@@ -142,17 +143,22 @@ fn vector_scalar(
     vs
 }
 
-/// Signature ids of both sides under the matching.
+/// Signature ids of both sides under the matching. Only the first series
+/// of each signature builds its signature labels.
 fn signatures(l: &[SVec], r: &[SVec], m: &Matching) -> (Vec<usize>, Vec<usize>, Vec<Labels>) {
-    let mut index: HashMap<Labels, usize> = HashMap::new();
-    let mut sigs = Vec::new();
+    let mut index = HashIndex::with_capacity(l.len().max(r.len()));
+    let mut buf = Vec::new();
+    let mut sigs: Vec<Labels> = Vec::new();
     let mut id = |s: &SVec| {
-        let sig = signature_labels(&s.labels, &m.names, m.on);
-        let n = index.len();
-        *index.entry(sig.clone()).or_insert_with(|| {
-            sigs.push(sig);
-            n
-        })
+        let members = || s.labels.iter().filter(|x| in_signature(x, &m.names, m.on));
+        let h = hash_labels(members(), &mut buf);
+        match index.find(h, |g| members().eq(sigs[g].iter())) {
+            Some(g) => g,
+            None => {
+                sigs.push(Labels::from_sorted_unchecked(members().cloned().collect()));
+                index.insert(h)
+            }
+        }
     };
     let li: Vec<usize> = l.iter().map(&mut id).collect();
     let ri: Vec<usize> = r.iter().map(&mut id).collect();
@@ -228,7 +234,8 @@ fn vector_vector(
     let cmp = is_comparison(op);
     let arith = !cmp;
     let mut out: Vec<SVec> = Vec::new();
-    let mut out_index: HashMap<Labels, usize> = HashMap::new();
+    let mut out_index = HashIndex::default();
+    let mut hbuf = Vec::new();
     let mut pair_out: HashMap<(usize, usize), usize> = HashMap::new();
     let mut lcache: Vec<(usize, usize)> = vec![(usize::MAX - 1, 0); l.len()];
     let mut rhs_at: Vec<Option<usize>> = vec![None; sigs.len()];
@@ -302,14 +309,7 @@ fn vector_vector(
                     let rs = if ridx == NONE { &empty } else { &r[ridx] };
                     let labels = result_labels(ls, rs, m, one_to_one, &include);
                     let drop = arith || ret_bool || ls.drop_name;
-                    let oi = *out_index.entry(labels.clone()).or_insert_with(|| {
-                        out.push(SVec {
-                            labels,
-                            vals: vec![None; ctx.n],
-                            drop_name: drop,
-                        });
-                        out.len() - 1
-                    });
+                    let oi = output_slot(&mut out, &mut out_index, &mut hbuf, labels, drop, ctx);
                     pair_out.insert((lidx, ridx), oi);
                     oi
                 }
@@ -345,14 +345,9 @@ fn vector_vector(
                     Some(&oi) => oi,
                     None => {
                         let labels = signature_labels(&rs.labels, &m.names, m.on);
-                        let oi = *out_index.entry(labels.clone()).or_insert_with(|| {
-                            out.push(SVec {
-                                labels,
-                                vals: vec![None; ctx.n],
-                                drop_name: arith || ret_bool || rs.drop_name,
-                            });
-                            out.len() - 1
-                        });
+                        let drop = arith || ret_bool || rs.drop_name;
+                        let oi =
+                            output_slot(&mut out, &mut out_index, &mut hbuf, labels, drop, ctx);
                         pair_out.insert((NONE, ridx), oi);
                         oi
                     }
@@ -365,6 +360,28 @@ fn vector_vector(
     }
     out.retain(|s| s.vals.iter().any(|v| v.is_some()));
     Ok(out)
+}
+
+/// The output series with `labels`, created (empty, with `drop_name`) if
+/// new; returns its index.
+fn output_slot(
+    out: &mut Vec<SVec>,
+    index: &mut HashIndex,
+    buf: &mut Vec<u8>,
+    labels: Labels,
+    drop_name: bool,
+    ctx: &Ctx,
+) -> usize {
+    let h = hash_labels(labels.iter(), buf);
+    if let Some(oi) = index.find(h, |i| out[i].labels == labels) {
+        return oi;
+    }
+    out.push(SVec {
+        labels,
+        vals: vec![None; ctx.n],
+        drop_name,
+    });
+    index.insert(h)
 }
 
 fn result_labels(

@@ -25,11 +25,12 @@ impl Evaluator<'_> {
                 params.push(self.eval_scalar(a, ctx)?);
             }
         }
-        let ra = self.range_arg(&args[ri], ctx)?;
+        let mut ra = self.range_arg(&args[ri], ctx)?;
+        let series = std::mem::take(&mut ra.series);
         let nan = vec![f64::NAN; ctx.n];
         let p0 = params.first().unwrap_or(&nan);
         let p1 = params.get(1).unwrap_or(&nan);
-        if name == "quantile_over_time" && !ra.series.is_empty() {
+        if name == "quantile_over_time" && !series.is_empty() {
             for &q in p0 {
                 if !(0.0..=1.0).contains(&q) {
                     self.warn(format!(
@@ -72,18 +73,18 @@ impl Evaluator<'_> {
         }
         let keep = keeps_name(name);
         let counterish = matches!(name, "rate" | "increase");
-        let mut out = Vec::with_capacity(ra.series.len());
+        let mut out = Vec::with_capacity(series.len());
         let mut not_counter: Vec<String> = Vec::new();
         let mut scratch: Vec<f64> = Vec::new();
         let counter_fast = counterish && ra.mode == RangeMode::Normal;
         let mut resets = range_fns::ResetIndex::default();
-        for s in &ra.series {
+        for s in series {
             if counter_fast {
                 resets.build(&s.vals);
             }
             let mut vals = vec![None; ctx.n];
             let mut any = false;
-            ra.windows(ctx, s, |i, lo, hi| {
+            ra.windows(ctx, &s, |i, lo, hi| {
                 if hi <= lo {
                     return;
                 }
@@ -147,7 +148,7 @@ impl Evaluator<'_> {
                     not_counter.push(msg);
                 }
                 out.push(SVec {
-                    labels: s.labels.clone(),
+                    labels: s.labels,
                     vals,
                     drop_name: !keep || s.drop_name,
                 });
