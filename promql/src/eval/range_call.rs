@@ -19,6 +19,31 @@ impl Evaluator<'_> {
         ri: usize,
         ctx: &Ctx,
     ) -> EvalResult<Val> {
+        let mut out = Vec::new();
+        self.range_fn_each(name, args, ri, ctx, &mut |labels, vals, drop_name| {
+            out.push(SVec {
+                labels,
+                vals: std::mem::take(vals),
+                drop_name,
+            })
+        })?;
+        Ok(Val::Vector(out))
+    }
+
+    /// Evaluates range-vector function `name` like
+    /// [`Evaluator::eval_range_fn`], handing each output series to `sink`
+    /// (labels, step values, whether to drop the name) instead of collecting
+    /// them. `sink` may keep the values vector (`std::mem::take`); if it
+    /// leaves it, the vector is reused for the next series, so consumers
+    /// such as aggregations allocate nothing per series.
+    pub(crate) fn range_fn_each(
+        &mut self,
+        name: &str,
+        args: &[Box<Expr>],
+        ri: usize,
+        ctx: &Ctx,
+        sink: &mut dyn FnMut(Labels, &mut Vec<Option<f64>>, bool),
+    ) -> EvalResult<()> {
         let mut params = Vec::new();
         for (i, a) in args.iter().enumerate() {
             if i != ri {
@@ -73,7 +98,7 @@ impl Evaluator<'_> {
         }
         let keep = keeps_name(name);
         let counterish = matches!(name, "rate" | "increase");
-        let mut out = Vec::with_capacity(series.len());
+        let mut vals: Vec<Option<f64>> = Vec::new();
         let mut not_counter: Vec<String> = Vec::new();
         let mut scratch: Vec<f64> = Vec::new();
         let counter_fast = counterish && ra.mode == RangeMode::Normal;
@@ -82,7 +107,8 @@ impl Evaluator<'_> {
             if counter_fast {
                 resets.build(&s.vals);
             }
-            let mut vals = vec![None; ctx.n];
+            vals.clear();
+            vals.resize(ctx.n, None);
             let mut any = false;
             ra.windows(ctx, &s, |i, lo, hi| {
                 if hi <= lo {
@@ -147,17 +173,13 @@ impl Evaluator<'_> {
                 if let Some(msg) = counterish.then(|| non_counter_info(&s.labels)).flatten() {
                     not_counter.push(msg);
                 }
-                out.push(SVec {
-                    labels: s.labels,
-                    vals,
-                    drop_name: !keep || s.drop_name,
-                });
+                sink(s.labels, &mut vals, !keep || s.drop_name);
             }
         }
         for n in not_counter {
             self.info(n);
         }
-        Ok(Val::Vector(out))
+        Ok(())
     }
 }
 
