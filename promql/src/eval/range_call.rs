@@ -9,6 +9,10 @@ use super::util::format_float;
 use super::{Ctx, EvalResult, Evaluator, RangeMode, SVec, Val};
 use crate::engine::QueryError;
 
+/// Receives the output series of a range function: labels, step values
+/// (which the sink may take), and whether the name is to be dropped.
+pub(crate) type SeriesSink<'s> = dyn FnMut(Labels, &mut Vec<Option<f64>>, bool) + 's;
+
 impl Evaluator<'_> {
     /// Evaluates range-vector function `name` whose range argument is
     /// `args[ri]`.
@@ -42,7 +46,7 @@ impl Evaluator<'_> {
         args: &[Box<Expr>],
         ri: usize,
         ctx: &Ctx,
-        sink: &mut dyn FnMut(Labels, &mut Vec<Option<f64>>, bool),
+        sink: &mut SeriesSink<'_>,
     ) -> EvalResult<()> {
         let mut params = Vec::new();
         for (i, a) in args.iter().enumerate() {
