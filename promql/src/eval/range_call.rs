@@ -106,6 +106,8 @@ impl Evaluator<'_> {
         let mut not_counter: Vec<String> = Vec::new();
         let mut scratch: Vec<f64> = Vec::new();
         let counter_fast = counterish && ra.mode == RangeMode::Normal;
+        // Decided once, not per window.
+        let (is_rate, is_delta) = (name == "rate", name == "delta");
         let mut resets = range_fns::ResetIndex::default();
         for s in series {
             if counter_fast {
@@ -131,7 +133,7 @@ impl Evaluator<'_> {
                         &s.vals[lo..hi],
                         &w,
                         true,
-                        name == "rate",
+                        is_rate,
                         resets.any(lo, hi),
                     ),
                     RangeMode::Normal => {
@@ -148,8 +150,8 @@ impl Evaluator<'_> {
                                 w.r_end,
                                 ra.range,
                                 smoothed,
-                                name != "delta",
-                                name == "rate",
+                                !is_delta,
+                                is_rate,
                             ),
                             _ => {
                                 let (ts, vs) = range_fns::extend_floats(
