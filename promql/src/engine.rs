@@ -293,8 +293,9 @@ fn output(val: Val, ctx: &Ctx, instant: bool) -> Result<Value, QueryError> {
                 let mut out: Vec<Series> = v
                     .into_iter()
                     .filter_map(|s| {
-                        let mut ts = Vec::new();
-                        let mut vals = Vec::new();
+                        let len = s.vals.iter().filter(|x| x.is_some()).count();
+                        let mut ts = Vec::with_capacity(len);
+                        let mut vals = Vec::with_capacity(len);
                         for (i, x) in s.vals.iter().enumerate() {
                             if let Some(x) = x {
                                 ts.push(ctx.ts(i));

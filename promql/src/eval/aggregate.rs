@@ -2,53 +2,66 @@
 
 use std::collections::HashMap;
 
+use promql_parser::parser::Expr;
 use promql_parser::parser::ast::{AggregateExpr, LabelModifier};
 use promql_parser::parser::token::*;
 use tidewatch_common::{Label, Labels};
 
+use super::functions::unwrap_paren;
+use super::labelset::{HashIndex, hash_labels};
+use super::range_fns::range_arg_index;
 use super::util::{format_float, kahan_inc, quantile};
 use super::{Ctx, EvalResult, Evaluator, SVec, Val};
 use crate::engine::QueryError;
 
-/// The group labels of `labels` under the aggregation's modifier.
-fn group_labels(labels: &Labels, m: &Option<LabelModifier>) -> Labels {
+/// Whether label `l` is part of the group labels under the aggregation's
+/// modifier.
+#[inline]
+fn in_group(l: &Label, m: &Option<LabelModifier>) -> bool {
     match m {
-        None => Labels::empty(),
-        Some(LabelModifier::Include(ls)) => Labels::from_sorted_unchecked(
-            labels
-                .iter()
-                .filter(|l| ls.labels.iter().any(|n| n == &l.name))
-                .cloned()
-                .collect(),
-        ),
-        Some(LabelModifier::Exclude(ls)) => Labels::from_sorted_unchecked(
-            labels
-                .iter()
-                .filter(|l| {
-                    l.name != tidewatch_common::labels::METRIC_NAME
-                        && !ls.labels.iter().any(|n| n == &l.name)
-                })
-                .cloned()
-                .collect(),
-        ),
+        None => false,
+        Some(LabelModifier::Include(ls)) => ls.labels.iter().any(|n| n == &l.name),
+        Some(LabelModifier::Exclude(ls)) => {
+            l.name != tidewatch_common::labels::METRIC_NAME
+                && !ls.labels.iter().any(|n| n == &l.name)
+        }
+    }
+}
+
+/// Assigns group ids to series by their group labels, in first-seen order.
+/// Only the first series of a group clones its group labels.
+#[derive(Default)]
+struct Grouper {
+    index: HashIndex,
+    buf: Vec<u8>,
+    labels: Vec<Labels>,
+}
+
+impl Grouper {
+    /// The group id of a series labelled `labels`.
+    fn group_of(&mut self, labels: &Labels, m: &Option<LabelModifier>) -> usize {
+        let members = || labels.iter().filter(|l| in_group(l, m));
+        let h = hash_labels(members(), &mut self.buf);
+        let known = &self.labels;
+        match self.index.find(h, |g| members().eq(known[g].iter())) {
+            Some(g) => g,
+            None => {
+                self.labels
+                    .push(Labels::from_sorted_unchecked(members().cloned().collect()));
+                self.index.insert(h)
+            }
+        }
     }
 }
 
 /// Series indexes grouped by group labels, groups in first-seen order.
 fn groups(input: &[SVec], m: &Option<LabelModifier>) -> (Vec<Labels>, Vec<usize>) {
-    let mut index: HashMap<Labels, usize> = HashMap::new();
-    let mut labels = Vec::new();
-    let mut of = Vec::with_capacity(input.len());
-    for s in input {
-        let g = group_labels(&s.labels, m);
-        let n = index.len();
-        let gi = *index.entry(g.clone()).or_insert_with(|| {
-            labels.push(g);
-            n
-        });
-        of.push(gi);
-    }
-    (labels, of)
+    let mut grouper = Grouper::default();
+    let of = input
+        .iter()
+        .map(|s| grouper.group_of(&s.labels, m))
+        .collect();
+    (grouper.labels, of)
 }
 
 impl Evaluator<'_> {
@@ -59,6 +72,9 @@ impl Evaluator<'_> {
             Some(p) => Some(Val::Scalar(self.eval_scalar(p, ctx)?)),
             None => None,
         };
+        if let Some(out) = self.fused_range_aggregate(agg, op, ctx)? {
+            return Ok(Val::Vector(out));
+        }
         let input = self.eval_vector(&agg.expr, ctx)?;
         let (glabels, of) = groups(&input, &agg.modifier);
         let ng = glabels.len();
@@ -214,6 +230,53 @@ impl Evaluator<'_> {
         Ok(Val::Vector(out))
     }
 
+    /// `sum`/`avg`/`count`/`group`/`min`/`max`/`stddev`/`stdvar` directly
+    /// over a range-vector function (`sum by (job) (rate(x[5m]))`): each
+    /// series the function yields is folded into its group as it is
+    /// produced, so the per-series step vectors are never materialised.
+    /// Series arrive in the same order as [`Evaluator::eval_range_fn`]
+    /// returns them, so the sums (and the groups' order) are identical.
+    /// `None` when the expression has another shape.
+    fn fused_range_aggregate(
+        &mut self,
+        agg: &AggregateExpr,
+        op: TokenId,
+        ctx: &Ctx,
+    ) -> EvalResult<Option<Vec<SVec>>> {
+        if !matches!(
+            op,
+            T_SUM | T_AVG | T_COUNT | T_GROUP | T_MIN | T_MAX | T_STDDEV | T_STDVAR
+        ) {
+            return Ok(None);
+        }
+        let Expr::Call(call) = unwrap_paren(&agg.expr) else {
+            return Ok(None);
+        };
+        let name = call.func.name;
+        let Some(ri) = range_arg_index(name) else {
+            return Ok(None);
+        };
+        self.check_timeout()?;
+        let mut grouper = Grouper::default();
+        let mut acc = SimpleAgg::new(op, ctx.n);
+        let mut gdrop: Vec<bool> = Vec::new();
+        self.range_fn_each(name, &call.args.args, ri, ctx, &mut |labels, vals, drop| {
+            let g = grouper.group_of(&labels, &agg.modifier);
+            if g == gdrop.len() {
+                gdrop.push(false);
+                acc.grow(gdrop.len());
+            }
+            gdrop[g] |= drop;
+            acc.add(g, vals);
+        })?;
+        let mut out = acc.finish(&grouper.labels);
+        // Delayed name removal, as for a materialised input.
+        for (o, d) in out.iter_mut().zip(gdrop) {
+            o.drop_name = d && o.labels.metric_name().is_some();
+        }
+        Ok(Some(out))
+    }
+
     fn simple_agg(
         &mut self,
         op: TokenId,
@@ -222,101 +285,12 @@ impl Evaluator<'_> {
         of: &[usize],
         n: usize,
     ) -> Vec<SVec> {
-        let ng = glabels.len();
-        // Per group and step accumulators.
-        let mut cnt = vec![0.0f64; ng * n];
-        let mut a = vec![0.0f64; ng * n]; // sum / mean / min / max
-        let mut c = vec![0.0f64; ng * n]; // compensation / aux
-        let mut incr = vec![false; if op == T_AVG { ng * n } else { 0 }];
+        let mut acc = SimpleAgg::new(op, n);
+        acc.grow(glabels.len());
         for (s, &g) in input.iter().zip(of) {
-            let base = g * n;
-            for (i, v) in s.vals.iter().enumerate() {
-                let Some(v) = *v else { continue };
-                let k = base + i;
-                cnt[k] += 1.0;
-                let first = cnt[k] == 1.0;
-                match op {
-                    T_SUM => (a[k], c[k]) = kahan_inc(v, a[k], c[k]),
-                    T_AVG => {
-                        if first {
-                            a[k] = v;
-                            c[k] = 0.0;
-                            continue;
-                        }
-                        if !incr[k] {
-                            let (ns, nc) = kahan_inc(v, a[k], c[k]);
-                            if !ns.is_infinite() {
-                                a[k] = ns;
-                                c[k] = nc;
-                                continue;
-                            }
-                            incr[k] = true;
-                            a[k] /= cnt[k] - 1.0;
-                            c[k] /= cnt[k] - 1.0;
-                        }
-                        let q = (cnt[k] - 1.0) / cnt[k];
-                        (a[k], c[k]) = kahan_inc(v / cnt[k], q * a[k], q * c[k]);
-                    }
-                    T_MIN if (first || v < a[k] || a[k].is_nan()) => a[k] = v,
-                    T_MAX if (first || v > a[k] || a[k].is_nan()) => a[k] = v,
-                    T_STDDEV | T_STDVAR => {
-                        if first {
-                            a[k] = 0.0;
-                            c[k] = 0.0;
-                        }
-                        let delta = v - a[k];
-                        a[k] += delta / cnt[k];
-                        c[k] += delta * (v - a[k]);
-                    }
-                    _ => {}
-                }
-            }
+            acc.add(g, &s.vals);
         }
-        let mut out = Vec::with_capacity(ng);
-        for (g, l) in glabels.iter().enumerate() {
-            let base = g * n;
-            let vals = (0..n)
-                .map(|i| {
-                    let k = base + i;
-                    if cnt[k] == 0.0 {
-                        return None;
-                    }
-                    Some(match op {
-                        T_SUM => {
-                            if a[k].is_infinite() {
-                                a[k]
-                            } else {
-                                a[k] + c[k]
-                            }
-                        }
-                        T_AVG => {
-                            if incr[k] {
-                                a[k] + c[k]
-                            } else {
-                                let (s, cc) = (a[k], c[k]);
-                                if s.is_infinite() {
-                                    s / cnt[k]
-                                } else {
-                                    s / cnt[k] + cc / cnt[k]
-                                }
-                            }
-                        }
-                        T_COUNT => cnt[k],
-                        T_GROUP => 1.0,
-                        T_MIN | T_MAX => a[k],
-                        T_STDVAR => c[k] / cnt[k],
-                        T_STDDEV => (c[k] / cnt[k]).sqrt(),
-                        _ => f64::NAN,
-                    })
-                })
-                .collect();
-            out.push(SVec {
-                labels: l.clone(),
-                vals,
-                drop_name: false,
-            });
-        }
-        out
+        acc.finish(glabels)
     }
 
     fn topk(
@@ -329,13 +303,11 @@ impl Evaluator<'_> {
         ctx: &Ctx,
     ) -> EvalResult<Vec<SVec>> {
         let n = ctx.n;
-        let mut keep: Vec<Vec<Option<f64>>> = input.iter().map(|_| vec![None; n]).collect();
-        let mut members: Vec<Vec<usize>> = vec![Vec::new(); ng];
-        // Ordering of selected series per group at the last step (for
-        // instant queries the output is sorted).
-        let mut order: Vec<usize> = Vec::new();
-        for i in 0..n {
-            let kv = k[i];
+        // Selected `(series, step)` pairs, in selection order.
+        let mut picked: Vec<(usize, usize)> = Vec::new();
+        // Members of each group present at the step: `(value, series)`.
+        let mut members: Vec<Vec<(f64, usize)>> = vec![Vec::new(); ng];
+        for (i, &kv) in k.iter().enumerate().take(n) {
             if kv.is_nan() {
                 return Err(QueryError::Execution("Parameter value is NaN".into()));
             }
@@ -351,51 +323,201 @@ impl Evaluator<'_> {
             }
             members.iter_mut().for_each(|m| m.clear());
             for (si, s) in input.iter().enumerate() {
-                if s.vals[i].is_some() {
-                    members[of[si]].push(si);
+                if let Some(v) = s.vals[i] {
+                    members[of[si]].push((v, si));
                 }
             }
-            order.clear();
             for m in members.iter_mut() {
+                let take = kk.min(m.len() as i64) as usize;
+                if take == 0 {
+                    continue;
+                }
                 if op == T_TOPK || op == T_BOTTOMK {
-                    let val = |si: usize| input[si].vals[i].unwrap();
-                    m.sort_by(|&x, &y| {
-                        let (a, b) = (val(x), val(y));
-
-                        if op == T_TOPK {
-                            cmp_desc_nan_last(a, b)
+                    // Ties keep input order (as a stable sort would); only
+                    // the `take` best are selected and then ordered.
+                    let cmp = |a: &(f64, usize), b: &(f64, usize)| {
+                        let by_value = if op == T_TOPK {
+                            cmp_desc_nan_last(a.0, b.0)
                         } else {
-                            cmp_asc_nan_last(a, b)
-                        }
-                    });
+                            cmp_asc_nan_last(a.0, b.0)
+                        };
+                        by_value.then(a.1.cmp(&b.1))
+                    };
+                    if take < m.len() {
+                        m.select_nth_unstable_by(take - 1, cmp);
+                        m.truncate(take);
+                    }
+                    m.sort_unstable_by(cmp);
                 }
-                for &si in m.iter().take(kk.min(m.len() as i64) as usize) {
-                    keep[si][i] = input[si].vals[i];
-                    order.push(si);
-                }
+                picked.extend(m.iter().take(take).map(|&(_, si)| (si, i)));
             }
         }
-        let mut out = Vec::new();
+        let mut out: Vec<SVec> = Vec::new();
+        let mut slot: Vec<usize> = vec![usize::MAX; input.len()];
+        let mut new_out = |si: usize, out: &mut Vec<SVec>| {
+            slot[si] = out.len();
+            out.push(SVec {
+                labels: input[si].labels.clone(),
+                vals: vec![None; n],
+                drop_name: input[si].drop_name,
+            });
+        };
         if n == 1 {
-            for si in order {
-                out.push(SVec {
-                    labels: input[si].labels.clone(),
-                    vals: std::mem::take(&mut keep[si]),
-                    drop_name: input[si].drop_name,
-                });
+            // Instant queries list the selection in its order.
+            for &(si, _) in &picked {
+                new_out(si, &mut out);
             }
         } else {
-            for (si, vals) in keep.into_iter().enumerate() {
-                if vals.iter().any(|v| v.is_some()) {
-                    out.push(SVec {
-                        labels: input[si].labels.clone(),
-                        vals,
-                        drop_name: input[si].drop_name,
-                    });
-                }
+            let mut has = vec![false; input.len()];
+            for &(si, _) in &picked {
+                has[si] = true;
+            }
+            for (si, _) in has.iter().enumerate().filter(|x| *x.1) {
+                new_out(si, &mut out);
             }
         }
+        for (si, i) in picked {
+            out[slot[si]].vals[i] = input[si].vals[i];
+        }
         Ok(out)
+    }
+}
+
+/// Per-group, per-step accumulators of `sum`, `avg`, `count`, `group`,
+/// `min`, `max`, `stddev` and `stdvar`; groups are added as they are seen,
+/// so series can be fed one at a time without materialising the input.
+struct SimpleAgg {
+    op: TokenId,
+    /// Steps.
+    n: usize,
+    cnt: Vec<f64>,
+    /// Sum / mean / min / max.
+    a: Vec<f64>,
+    /// Compensation / aux.
+    c: Vec<f64>,
+    /// `avg` switched to incremental mean (overflow).
+    incr: Vec<bool>,
+}
+
+impl SimpleAgg {
+    fn new(op: TokenId, n: usize) -> Self {
+        SimpleAgg {
+            op,
+            n,
+            cnt: Vec::new(),
+            a: Vec::new(),
+            c: Vec::new(),
+            incr: Vec::new(),
+        }
+    }
+
+    /// Makes room for `ng` groups.
+    fn grow(&mut self, ng: usize) {
+        let len = ng * self.n;
+        self.cnt.resize(len, 0.0);
+        self.a.resize(len, 0.0);
+        self.c.resize(len, 0.0);
+        if self.op == T_AVG {
+            self.incr.resize(len, false);
+        }
+    }
+
+    /// Adds one series' step values to group `g`.
+    fn add(&mut self, g: usize, vals: &[Option<f64>]) {
+        let base = g * self.n;
+        for (i, v) in vals.iter().enumerate() {
+            let Some(v) = *v else { continue };
+            let k = base + i;
+            self.cnt[k] += 1.0;
+            let first = self.cnt[k] == 1.0;
+            match self.op {
+                T_SUM => (self.a[k], self.c[k]) = kahan_inc(v, self.a[k], self.c[k]),
+                T_AVG => {
+                    if first {
+                        self.a[k] = v;
+                        self.c[k] = 0.0;
+                        continue;
+                    }
+                    if !self.incr[k] {
+                        let (ns, nc) = kahan_inc(v, self.a[k], self.c[k]);
+                        if !ns.is_infinite() {
+                            self.a[k] = ns;
+                            self.c[k] = nc;
+                            continue;
+                        }
+                        self.incr[k] = true;
+                        self.a[k] /= self.cnt[k] - 1.0;
+                        self.c[k] /= self.cnt[k] - 1.0;
+                    }
+                    let q = (self.cnt[k] - 1.0) / self.cnt[k];
+                    (self.a[k], self.c[k]) =
+                        kahan_inc(v / self.cnt[k], q * self.a[k], q * self.c[k]);
+                }
+                T_MIN if (first || v < self.a[k] || self.a[k].is_nan()) => self.a[k] = v,
+                T_MAX if (first || v > self.a[k] || self.a[k].is_nan()) => self.a[k] = v,
+                T_STDDEV | T_STDVAR => {
+                    if first {
+                        self.a[k] = 0.0;
+                        self.c[k] = 0.0;
+                    }
+                    let delta = v - self.a[k];
+                    self.a[k] += delta / self.cnt[k];
+                    self.c[k] += delta * (v - self.a[k]);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The result series of the groups labelled `glabels`.
+    fn finish(self, glabels: &[Labels]) -> Vec<SVec> {
+        let n = self.n;
+        let ng = glabels.len();
+        let mut out = Vec::with_capacity(ng);
+        for (g, l) in glabels.iter().enumerate() {
+            let base = g * n;
+            let vals = (0..n)
+                .map(|i| {
+                    let k = base + i;
+                    if self.cnt[k] == 0.0 {
+                        return None;
+                    }
+                    Some(match self.op {
+                        T_SUM => {
+                            if self.a[k].is_infinite() {
+                                self.a[k]
+                            } else {
+                                self.a[k] + self.c[k]
+                            }
+                        }
+                        T_AVG => {
+                            if self.incr[k] {
+                                self.a[k] + self.c[k]
+                            } else {
+                                let (s, cc) = (self.a[k], self.c[k]);
+                                if s.is_infinite() {
+                                    s / self.cnt[k]
+                                } else {
+                                    s / self.cnt[k] + cc / self.cnt[k]
+                                }
+                            }
+                        }
+                        T_COUNT => self.cnt[k],
+                        T_GROUP => 1.0,
+                        T_MIN | T_MAX => self.a[k],
+                        T_STDVAR => self.c[k] / self.cnt[k],
+                        T_STDDEV => (self.c[k] / self.cnt[k]).sqrt(),
+                        _ => f64::NAN,
+                    })
+                })
+                .collect();
+            out.push(SVec {
+                labels: l.clone(),
+                vals,
+                drop_name: false,
+            });
+        }
+        out
     }
 }
 
@@ -418,6 +540,3 @@ pub(crate) fn cmp_asc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
         _ => a.partial_cmp(&b).unwrap(),
     }
 }
-
-#[allow(dead_code)]
-fn _unused(_: Label) {}

@@ -7,7 +7,8 @@ use promql_parser::parser::ast::{BinModifier, BinaryExpr, LabelModifier, VectorM
 use promql_parser::parser::token::*;
 use tidewatch_common::Labels;
 
-use super::util::signature_labels;
+use super::labelset::{HashIndex, hash_labels};
+use super::util::{in_signature, signature_labels};
 use super::{Ctx, EvalResult, Evaluator, SVec, Val};
 use crate::engine::QueryError;
 
@@ -142,17 +143,22 @@ fn vector_scalar(
     vs
 }
 
-/// Signature ids of both sides under the matching.
+/// Signature ids of both sides under the matching. Only the first series
+/// of each signature builds its signature labels.
 fn signatures(l: &[SVec], r: &[SVec], m: &Matching) -> (Vec<usize>, Vec<usize>, Vec<Labels>) {
-    let mut index: HashMap<Labels, usize> = HashMap::new();
-    let mut sigs = Vec::new();
+    let mut index = HashIndex::with_capacity(l.len().max(r.len()));
+    let mut buf = Vec::new();
+    let mut sigs: Vec<Labels> = Vec::new();
     let mut id = |s: &SVec| {
-        let sig = signature_labels(&s.labels, &m.names, m.on);
-        let n = index.len();
-        *index.entry(sig.clone()).or_insert_with(|| {
-            sigs.push(sig);
-            n
-        })
+        let members = || s.labels.iter().filter(|x| in_signature(x, &m.names, m.on));
+        let h = hash_labels(members(), &mut buf);
+        match index.find(h, |g| members().eq(sigs[g].iter())) {
+            Some(g) => g,
+            None => {
+                sigs.push(Labels::from_sorted_unchecked(members().cloned().collect()));
+                index.insert(h)
+            }
+        }
     };
     let li: Vec<usize> = l.iter().map(&mut id).collect();
     let ri: Vec<usize> = r.iter().map(&mut id).collect();
@@ -225,10 +231,25 @@ fn vector_vector(
     // Fill values are not swapped with the sides for `group_right`.
     let (fill_many, fill_one) = (m.fill_lhs, m.fill_rhs);
     let (li, ri, sigs) = signatures(&l, &r, m);
+    if fill_many.is_none()
+        && fill_one.is_none()
+        && at_most_one_per_signature(&ri, sigs.len())
+        && (!one_to_one || at_most_one_per_signature(&li, sigs.len()))
+    {
+        let sides = Sides {
+            l: &l,
+            r: &r,
+            li: &li,
+            ri: &ri,
+            nsigs: sigs.len(),
+        };
+        return by_series(op, sides, m, one_to_one, &include, swapped, ret_bool, ctx);
+    }
     let cmp = is_comparison(op);
     let arith = !cmp;
     let mut out: Vec<SVec> = Vec::new();
-    let mut out_index: HashMap<Labels, usize> = HashMap::new();
+    let mut out_index = HashIndex::default();
+    let mut hbuf = Vec::new();
     let mut pair_out: HashMap<(usize, usize), usize> = HashMap::new();
     let mut lcache: Vec<(usize, usize)> = vec![(usize::MAX - 1, 0); l.len()];
     let mut rhs_at: Vec<Option<usize>> = vec![None; sigs.len()];
@@ -302,14 +323,7 @@ fn vector_vector(
                     let rs = if ridx == NONE { &empty } else { &r[ridx] };
                     let labels = result_labels(ls, rs, m, one_to_one, &include);
                     let drop = arith || ret_bool || ls.drop_name;
-                    let oi = *out_index.entry(labels.clone()).or_insert_with(|| {
-                        out.push(SVec {
-                            labels,
-                            vals: vec![None; ctx.n],
-                            drop_name: drop,
-                        });
-                        out.len() - 1
-                    });
+                    let oi = output_slot(&mut out, &mut out_index, &mut hbuf, labels, drop, ctx);
                     pair_out.insert((lidx, ridx), oi);
                     oi
                 }
@@ -345,14 +359,9 @@ fn vector_vector(
                     Some(&oi) => oi,
                     None => {
                         let labels = signature_labels(&rs.labels, &m.names, m.on);
-                        let oi = *out_index.entry(labels.clone()).or_insert_with(|| {
-                            out.push(SVec {
-                                labels,
-                                vals: vec![None; ctx.n],
-                                drop_name: arith || ret_bool || rs.drop_name,
-                            });
-                            out.len() - 1
-                        });
+                        let drop = arith || ret_bool || rs.drop_name;
+                        let oi =
+                            output_slot(&mut out, &mut out_index, &mut hbuf, labels, drop, ctx);
                         pair_out.insert((NONE, ridx), oi);
                         oi
                     }
@@ -365,6 +374,137 @@ fn vector_vector(
     }
     out.retain(|s| s.vals.iter().any(|v| v.is_some()));
     Ok(out)
+}
+
+/// Whether no signature id occurs twice in `ids`.
+fn at_most_one_per_signature(ids: &[usize], nsigs: usize) -> bool {
+    let mut seen = vec![false; nsigs];
+    ids.iter().all(|&g| !std::mem::replace(&mut seen[g], true))
+}
+
+/// Both operands with their signature ids.
+struct Sides<'s> {
+    l: &'s [SVec],
+    r: &'s [SVec],
+    li: &'s [usize],
+    ri: &'s [usize],
+    nsigs: usize,
+}
+
+/// Vector matching series by series (sequential over each series' steps)
+/// instead of step by step across all series. Applies when every signature
+/// has at most one series on the "one" side (and, one-to-one, on the other
+/// side too) and no `fill` is given: then each left series meets the same
+/// right series at every step, and the only possible error is two pairs
+/// writing the same output step. The result, including the order of the
+/// output series and their name dropping, is what the step-major loop in
+/// [`vector_vector`] produces.
+#[allow(clippy::too_many_arguments)]
+fn by_series(
+    op: TokenId,
+    sides: Sides<'_>,
+    m: &Matching,
+    one_to_one: bool,
+    include: &[String],
+    swapped: bool,
+    ret_bool: bool,
+    ctx: &Ctx,
+) -> EvalResult<Vec<SVec>> {
+    const NONE: usize = usize::MAX;
+    let Sides {
+        l,
+        r,
+        li,
+        ri,
+        nsigs,
+    } = sides;
+    let mut rhs_of = vec![NONE; nsigs];
+    for (ridx, &sig) in ri.iter().enumerate() {
+        rhs_of[sig] = ridx;
+    }
+    let arith = !is_comparison(op);
+    let mut out: Vec<SVec> = Vec::new();
+    let mut index = HashIndex::default();
+    let mut hbuf = Vec::new();
+    // Per output: the (step, left series) of its first write in step-major
+    // order, and the name dropping of that write's pair.
+    let mut first: Vec<(usize, usize, bool)> = Vec::new();
+    for (lidx, (ls, &sig)) in l.iter().zip(li).enumerate() {
+        let ridx = rhs_of[sig];
+        if ridx == NONE {
+            continue;
+        }
+        let rs = &r[ridx];
+        let drop = arith || ret_bool || ls.drop_name;
+        let mut oi = NONE;
+        for (i, (lv, rv)) in ls.vals.iter().zip(&rs.vals).enumerate() {
+            let (Some(lv), Some(rv)) = (*lv, *rv) else {
+                continue;
+            };
+            let (fl, fr) = if swapped { (rv, lv) } else { (lv, rv) };
+            let (mut val, mut keep) = binop(op, fl, fr);
+            if ret_bool {
+                val = if keep { 1.0 } else { 0.0 };
+                keep = true;
+            }
+            if !keep {
+                continue;
+            }
+            if oi == NONE {
+                let labels = result_labels(ls, rs, m, one_to_one, include);
+                oi = output_slot(&mut out, &mut index, &mut hbuf, labels, drop, ctx);
+                if oi == first.len() {
+                    first.push((NONE, NONE, drop));
+                }
+            }
+            let slot = &mut out[oi].vals[i];
+            if slot.is_some() {
+                return Err(QueryError::Execution(if one_to_one {
+                    "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into()
+                } else {
+                    "multiple matches for labels: grouping labels must ensure unique matches".into()
+                }));
+            }
+            *slot = Some(val);
+            let f = &mut first[oi];
+            if (i, lidx) < (f.0, f.1) {
+                *f = (i, lidx, drop);
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..out.len()).collect();
+    order.sort_unstable_by_key(|&o| (first[o].0, first[o].1));
+    let mut slots: Vec<Option<SVec>> = out.into_iter().map(Some).collect();
+    Ok(order
+        .into_iter()
+        .map(|o| {
+            let mut s = slots[o].take().expect("each output once");
+            s.drop_name = first[o].2;
+            s
+        })
+        .collect())
+}
+
+/// The output series with `labels`, created (empty, with `drop_name`) if
+/// new; returns its index.
+fn output_slot(
+    out: &mut Vec<SVec>,
+    index: &mut HashIndex,
+    buf: &mut Vec<u8>,
+    labels: Labels,
+    drop_name: bool,
+    ctx: &Ctx,
+) -> usize {
+    let h = hash_labels(labels.iter(), buf);
+    if let Some(oi) = index.find(h, |i| out[i].labels == labels) {
+        return oi;
+    }
+    out.push(SVec {
+        labels,
+        vals: vec![None; ctx.n],
+        drop_name,
+    });
+    index.insert(h)
 }
 
 fn result_labels(

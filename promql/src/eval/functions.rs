@@ -1,7 +1,7 @@
 //! Function calls: dispatch and the instant-vector functions (math, time,
 //! label manipulation, sorting, `absent`, `scalar`/`vector`).
 
-use std::collections::HashMap;
+use super::labelset::{HashIndex, hash_labels};
 
 use chrono::{Datelike, TimeZone, Timelike, Utc};
 use promql_parser::label::MatchOp;
@@ -123,11 +123,14 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 /// two have a value at the same step.
 pub(crate) fn merge_same(vs: Vec<SVec>) -> EvalResult<Vec<SVec>> {
     let mut out: Vec<SVec> = Vec::with_capacity(vs.len());
-    let mut index: HashMap<(Labels, bool), usize> = HashMap::new();
+    let mut index = HashIndex::with_capacity(vs.len());
+    let mut buf = Vec::new();
     for s in vs {
-        let key = (s.labels.clone(), s.drop_name);
-        match index.get(&key) {
-            Some(&i) => {
+        let h = hash_labels(s.labels.iter(), &mut buf) ^ u64::from(s.drop_name);
+        match index.find(h, |i| {
+            out[i].drop_name == s.drop_name && out[i].labels == s.labels
+        }) {
+            Some(i) => {
                 for (a, b) in out[i].vals.iter_mut().zip(s.vals) {
                     if let Some(b) = b {
                         if a.is_some() {
@@ -140,7 +143,7 @@ pub(crate) fn merge_same(vs: Vec<SVec>) -> EvalResult<Vec<SVec>> {
                 }
             }
             None => {
-                index.insert(key, out.len());
+                index.insert(h);
                 out.push(s);
             }
         }

@@ -1,13 +1,12 @@
 //! `histogram_quantile` over classic (`le`-labelled) buckets.
 
-use std::collections::HashMap;
-
 use tidewatch_common::Labels;
 
 use promql_parser::parser::Expr;
 use tidewatch_common::labels::is_valid_label_name;
 
 use super::functions::merge_same;
+use super::labelset::{HashIndex, hash_labels};
 use super::util::format_float;
 use super::{Ctx, EvalResult, Evaluator, SVec, Val};
 use crate::engine::QueryError;
@@ -191,7 +190,8 @@ pub(crate) fn classic_histograms(
     bad_le: &mut Vec<(String, String)>,
     mut f: impl FnMut(usize, &mut Vec<(f64, f64)>) -> f64,
 ) -> Vec<SVec> {
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut index = HashIndex::default();
+    let mut buf = Vec::new();
     let mut groups: Vec<(Labels, Vec<(usize, f64)>)> = Vec::new();
     for (si, s) in input.iter().enumerate() {
         let le_raw = s.labels.get("le").unwrap_or("");
@@ -202,13 +202,19 @@ pub(crate) fn classic_histograms(
             ));
             continue;
         };
-        let mut l = s.labels.clone();
-        l.remove("le");
-        let n = groups.len();
-        let gi = *index.entry(l.clone()).or_insert_with(|| {
-            groups.push((l, Vec::new()));
-            n
-        });
+        // The group labels: all but `le`, compared without cloning.
+        let group = || s.labels.iter().filter(|l| l.name != "le");
+        let h = hash_labels(group(), &mut buf);
+        let gi = match index.find(h, |g| group().eq(groups[g].0.iter())) {
+            Some(g) => g,
+            None => {
+                groups.push((
+                    Labels::from_sorted_unchecked(group().cloned().collect()),
+                    Vec::new(),
+                ));
+                index.insert(h)
+            }
+        };
         groups[gi].1.push((si, le));
     }
     let mut out = Vec::with_capacity(groups.len());

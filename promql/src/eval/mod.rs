@@ -7,6 +7,7 @@ pub(crate) mod binary;
 pub(crate) mod functions;
 pub(crate) mod histogram;
 pub(crate) mod info;
+pub(crate) mod labelset;
 pub(crate) mod plan;
 pub(crate) mod range_call;
 pub(crate) mod range_fns;
@@ -553,14 +554,16 @@ pub(crate) fn finish_names(vs: Vec<SVec>) -> EvalResult<Vec<SVec>> {
         return Ok(vs);
     }
     let mut out: Vec<SVec> = Vec::with_capacity(vs.len());
-    let mut index: HashMap<Labels, usize> = HashMap::with_capacity(vs.len());
+    let mut index = labelset::HashIndex::with_capacity(vs.len());
+    let mut buf = Vec::new();
     for mut s in vs {
         if s.drop_name {
             drop_name_labels(&mut s.labels);
             s.drop_name = false;
         }
-        match index.get(&s.labels) {
-            Some(&i) => {
+        let h = labelset::hash_labels(s.labels.iter(), &mut buf);
+        match index.find(h, |i| out[i].labels == s.labels) {
+            Some(i) => {
                 let t = &mut out[i];
                 for (a, b) in t.vals.iter_mut().zip(s.vals) {
                     if let Some(b) = b {
@@ -574,7 +577,7 @@ pub(crate) fn finish_names(vs: Vec<SVec>) -> EvalResult<Vec<SVec>> {
                 }
             }
             None => {
-                index.insert(s.labels.clone(), out.len());
+                index.insert(h);
                 out.push(s);
             }
         }

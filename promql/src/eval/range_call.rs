@@ -9,6 +9,10 @@ use super::util::format_float;
 use super::{Ctx, EvalResult, Evaluator, RangeMode, SVec, Val};
 use crate::engine::QueryError;
 
+/// Receives the output series of a range function: labels, step values
+/// (which the sink may take), and whether the name is to be dropped.
+pub(crate) type SeriesSink<'s> = dyn FnMut(Labels, &mut Vec<Option<f64>>, bool) + 's;
+
 impl Evaluator<'_> {
     /// Evaluates range-vector function `name` whose range argument is
     /// `args[ri]`.
@@ -19,17 +23,43 @@ impl Evaluator<'_> {
         ri: usize,
         ctx: &Ctx,
     ) -> EvalResult<Val> {
+        let mut out = Vec::new();
+        self.range_fn_each(name, args, ri, ctx, &mut |labels, vals, drop_name| {
+            out.push(SVec {
+                labels,
+                vals: std::mem::take(vals),
+                drop_name,
+            })
+        })?;
+        Ok(Val::Vector(out))
+    }
+
+    /// Evaluates range-vector function `name` like
+    /// [`Evaluator::eval_range_fn`], handing each output series to `sink`
+    /// (labels, step values, whether to drop the name) instead of collecting
+    /// them. `sink` may keep the values vector (`std::mem::take`); if it
+    /// leaves it, the vector is reused for the next series, so consumers
+    /// such as aggregations allocate nothing per series.
+    pub(crate) fn range_fn_each(
+        &mut self,
+        name: &str,
+        args: &[Box<Expr>],
+        ri: usize,
+        ctx: &Ctx,
+        sink: &mut SeriesSink<'_>,
+    ) -> EvalResult<()> {
         let mut params = Vec::new();
         for (i, a) in args.iter().enumerate() {
             if i != ri {
                 params.push(self.eval_scalar(a, ctx)?);
             }
         }
-        let ra = self.range_arg(&args[ri], ctx)?;
+        let mut ra = self.range_arg(&args[ri], ctx)?;
+        let series = std::mem::take(&mut ra.series);
         let nan = vec![f64::NAN; ctx.n];
         let p0 = params.first().unwrap_or(&nan);
         let p1 = params.get(1).unwrap_or(&nan);
-        if name == "quantile_over_time" && !ra.series.is_empty() {
+        if name == "quantile_over_time" && !series.is_empty() {
             for &q in p0 {
                 if !(0.0..=1.0).contains(&q) {
                     self.warn(format!(
@@ -72,13 +102,21 @@ impl Evaluator<'_> {
         }
         let keep = keeps_name(name);
         let counterish = matches!(name, "rate" | "increase");
-        let mut out = Vec::with_capacity(ra.series.len());
+        let mut vals: Vec<Option<f64>> = Vec::new();
         let mut not_counter: Vec<String> = Vec::new();
         let mut scratch: Vec<f64> = Vec::new();
-        for s in &ra.series {
-            let mut vals = vec![None; ctx.n];
+        let counter_fast = counterish && ra.mode == RangeMode::Normal;
+        // Decided once, not per window.
+        let (is_rate, is_delta) = (name == "rate", name == "delta");
+        let mut resets = range_fns::ResetIndex::default();
+        for s in series {
+            if counter_fast {
+                resets.build(&s.vals);
+            }
+            vals.clear();
+            vals.resize(ctx.n, None);
             let mut any = false;
-            ra.windows(ctx, s, |i, lo, hi| {
+            ra.windows(ctx, &s, |i, lo, hi| {
                 if hi <= lo {
                     return;
                 }
@@ -90,6 +128,14 @@ impl Evaluator<'_> {
                     p1: p1[i],
                 };
                 let r = match ra.mode {
+                    RangeMode::Normal if counter_fast => range_fns::extrapolated_rate(
+                        &s.ts[lo..hi],
+                        &s.vals[lo..hi],
+                        &w,
+                        true,
+                        is_rate,
+                        resets.any(lo, hi),
+                    ),
                     RangeMode::Normal => {
                         range_fns::apply(name, &s.ts[lo..hi], &s.vals[lo..hi], &w, &mut scratch)
                     }
@@ -104,8 +150,8 @@ impl Evaluator<'_> {
                                 w.r_end,
                                 ra.range,
                                 smoothed,
-                                name != "delta",
-                                name == "rate",
+                                !is_delta,
+                                is_rate,
                             ),
                             _ => {
                                 let (ts, vs) = range_fns::extend_floats(
@@ -133,17 +179,13 @@ impl Evaluator<'_> {
                 if let Some(msg) = counterish.then(|| non_counter_info(&s.labels)).flatten() {
                     not_counter.push(msg);
                 }
-                out.push(SVec {
-                    labels: s.labels.clone(),
-                    vals,
-                    drop_name: !keep || s.drop_name,
-                });
+                sink(s.labels, &mut vals, !keep || s.drop_name);
             }
         }
         for n in not_counter {
             self.info(n);
         }
-        Ok(Val::Vector(out))
+        Ok(())
     }
 }
 

@@ -68,9 +68,9 @@ pub(crate) fn apply(
 ) -> Option<f64> {
     let n = vs.len();
     match name {
-        "rate" => extrapolated_rate(ts, vs, w, true, true),
-        "increase" => extrapolated_rate(ts, vs, w, true, false),
-        "delta" => extrapolated_rate(ts, vs, w, false, false),
+        "rate" => extrapolated_rate(ts, vs, w, true, true, true),
+        "increase" => extrapolated_rate(ts, vs, w, true, false, true),
+        "delta" => extrapolated_rate(ts, vs, w, false, false, false),
         "irate" | "idelta" => {
             if n < 2 {
                 return None;
@@ -188,12 +188,16 @@ pub(crate) fn apply(
     }
 }
 
-fn extrapolated_rate(
+/// Prometheus's `extrapolatedRate`. With `counter`, `may_reset = false`
+/// promises that no sample of the window is below its predecessor (see
+/// [`ResetIndex`]), which skips the counter-reset scan.
+pub(crate) fn extrapolated_rate(
     ts: &[i64],
     vs: &[f64],
     w: &WinCtx,
     counter: bool,
     is_rate: bool,
+    may_reset: bool,
 ) -> Option<f64> {
     let n = vs.len();
     if n < 2 {
@@ -202,7 +206,7 @@ fn extrapolated_rate(
     let range_start = w.r_end - w.range;
     let range_end = w.r_end;
     let mut result = vs[n - 1] - vs[0];
-    if counter {
+    if counter && may_reset {
         let mut last = 0.0;
         for &v in vs {
             if v < last {
@@ -234,6 +238,37 @@ fn extrapolated_rate(
         factor /= w.range as f64 / 1000.0;
     }
     Some(result * factor)
+}
+
+/// Prefix counts of counter resets of one series, so that a window can tell
+/// in O(1) whether it holds any: `at[j]` is the number of `k in 1..=j` with
+/// `vs[k] < vs[k - 1]`. Windows without resets skip the per-sample scan;
+/// windows with resets still scan, so results are bit-for-bit those of the
+/// scan.
+#[derive(Default)]
+pub(crate) struct ResetIndex {
+    at: Vec<u32>,
+}
+
+impl ResetIndex {
+    /// Rebuilds the index for `vs`.
+    pub fn build(&mut self, vs: &[f64]) {
+        self.at.clear();
+        self.at.reserve(vs.len());
+        let mut n = 0u32;
+        let mut prev = f64::NAN;
+        for &v in vs {
+            n += u32::from(v < prev);
+            self.at.push(n);
+            prev = v;
+        }
+    }
+
+    /// Whether the window `[lo, hi)` (non-empty) holds a reset.
+    #[inline]
+    pub fn any(&self, lo: usize, hi: usize) -> bool {
+        self.at[hi - 1] != self.at[lo]
+    }
 }
 
 /// Least-squares slope and intercept (at `intercept_t`) of the samples.

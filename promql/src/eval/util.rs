@@ -96,19 +96,24 @@ pub(crate) fn format_float(f: f64) -> String {
     }
 }
 
+/// Whether label `l` belongs to the matching signature: restricted to
+/// (`on = true`) or stripped of (`on = false`) `names`; stripping always
+/// removes the metric name too.
+#[inline]
+pub(crate) fn in_signature(l: &Label, names: &[String], on: bool) -> bool {
+    if on {
+        names.iter().any(|n| n == &l.name)
+    } else {
+        l.name != tidewatch_common::labels::METRIC_NAME && !names.iter().any(|n| n == &l.name)
+    }
+}
+
 /// Labels restricted to (`on = true`) or stripped of (`on = false`) `names`;
 /// stripping always removes the metric name too.
 pub(crate) fn signature_labels(labels: &Labels, names: &[String], on: bool) -> Labels {
     let v: Vec<Label> = labels
         .iter()
-        .filter(|l| {
-            if on {
-                names.iter().any(|n| n == &l.name)
-            } else {
-                l.name != tidewatch_common::labels::METRIC_NAME
-                    && !names.iter().any(|n| n == &l.name)
-            }
-        })
+        .filter(|l| in_signature(l, names, on))
         .cloned()
         .collect();
     Labels::from_sorted_unchecked(v)
