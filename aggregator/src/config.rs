@@ -35,6 +35,9 @@ pub struct Config {
     pub limits: Limits,
     /// Query limits and defaults.
     pub query: QueryConfig,
+    /// Distributed mode (Kafka ingest bus, blocks in object storage, query
+    /// fan-out); standalone by default. See `docs/scaling.md`.
+    pub distributed: crate::distributed::DistributedConfig,
 }
 
 impl Default for Config {
@@ -49,6 +52,7 @@ impl Default for Config {
             out_of_order_window: Duration::from_secs(3600),
             limits: Limits::default(),
             query: QueryConfig::default(),
+            distributed: Default::default(),
         }
     }
 }
@@ -165,6 +169,7 @@ impl Validate for Config {
         ] {
             positive(e, &lp, field, v > 0, "must be positive");
         }
+        self.distributed.validate(&join(path, "distributed"), e);
         let qp = join(path, "query");
         positive(
             e,
