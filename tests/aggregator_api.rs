@@ -51,10 +51,7 @@ fn write(tw: &Tidewatch, req: &WriteRequest) -> (u16, String) {
 
 fn get_json(url: &str) -> (u16, Value) {
     let (s, b) = blocking_get(url);
-    (
-        s,
-        serde_json::from_str(&b).unwrap_or_else(|e| panic!("{url}: {e}: {b}")),
-    )
+    (s, serde_json::from_str(&b).unwrap_or_else(|e| panic!("{url}: {e}: {b}")))
 }
 
 fn series_names(tw: &Tidewatch) -> Vec<String> {
@@ -122,10 +119,7 @@ fn ingest_limits_metadata_and_errors() {
     };
     let (s, m) = write(&tw, &many);
     assert_eq!(s, 400, "{m}");
-    assert!(
-        m.contains("aggregator.limits.max_series_per_request=5"),
-        "{m}"
-    );
+    assert!(m.contains("aggregator.limits.max_series_per_request=5"), "{m}");
     // Label value too long.
     let long = WriteRequest {
         timeseries: vec![series("bad_long", &[("v", &"x".repeat(21))], t, 0.0)],
@@ -133,10 +127,7 @@ fn ingest_limits_metadata_and_errors() {
     };
     let (s, m) = write(&tw, &long);
     assert_eq!(s, 400, "{m}");
-    assert!(
-        m.contains("aggregator.limits.max_label_value_length=20"),
-        "{m}"
-    );
+    assert!(m.contains("aggregator.limits.max_label_value_length=20"), "{m}");
     // No metric name.
     let (s, m) = write(
         &tw,
@@ -228,10 +219,7 @@ fn ingest_limits_metadata_and_errors() {
         t / 1000 + 1
     )));
     assert_eq!(v["data"], json!([{"__name__": "good", "job": "b"}]));
-    let (_, v) = get_json(&tw.url(&format!(
-        "/api/v1/series?match[]=good&start={}",
-        t / 1000 + 10
-    )));
+    let (_, v) = get_json(&tw.url(&format!("/api/v1/series?match[]=good&start={}", t / 1000 + 10)));
     assert_eq!(v["data"], json!([]));
     let (_, v) = get_json(&tw.url("/api/v1/labels"));
     assert_eq!(v["data"], json!(["__name__", "i", "job"]));
@@ -286,9 +274,7 @@ fn ingest_limits_metadata_and_errors() {
     let (s, body) = post(
         &tw.url("/api/v1/sql"),
         "application/json",
-        json!({"query": "SELECT nope FROM metrics"})
-            .to_string()
-            .into_bytes(),
+        json!({"query": "SELECT nope FROM metrics"}).to_string().into_bytes(),
     );
     assert_eq!(s, 400, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();

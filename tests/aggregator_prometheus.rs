@@ -65,7 +65,8 @@ fn url_encode(s: &str) -> String {
         .collect()
 }
 
-const SELECTOR: &str = r#"{job="node",__name__=~"up|node_cpu_seconds_total|node_memory_MemTotal_bytes|node_load1|node_network_receive_bytes_total"}"#;
+const SELECTOR: &str =
+    r#"{job="node",__name__=~"up|node_cpu_seconds_total|node_memory_MemTotal_bytes|node_load1|node_network_receive_bytes_total"}"#;
 
 #[test]
 fn prometheus_remote_write_series_labels_and_metadata_agree() {
@@ -103,36 +104,24 @@ fn prometheus_remote_write_series_labels_and_metadata_agree() {
     wait_until("label names to agree", Duration::from_secs(30), || {
         labels(&s.prom_url) == labels(&tw_url)
     });
-    wait_until(
-        "metadata from remote-write",
-        Duration::from_secs(60),
-        || {
-            let m = data(&format!(
-                "{tw_url}/api/v1/metadata?metric=node_cpu_seconds_total"
-            ));
-            m["node_cpu_seconds_total"][0]["type"] == "counter"
-        },
-    );
+    wait_until("metadata from remote-write", Duration::from_secs(60), || {
+        let m = data(&format!("{tw_url}/api/v1/metadata?metric=node_cpu_seconds_total"));
+        m["node_cpu_seconds_total"][0]["type"] == "counter"
+    });
     // promtool, a real Prometheus API client, sees the same series and
     // label values from both.
     let series = |url: &str| {
         let out = promtool_text(&["series", "--match", SELECTOR, url]);
         out.lines().map(str::to_string).collect::<BTreeSet<_>>()
     };
-    wait_until(
-        "promtool query series to agree",
-        Duration::from_secs(30),
-        || {
-            let p = series(&s.prom_url);
-            !p.is_empty() && p == series(&tw_url)
-        },
-    );
+    wait_until("promtool query series to agree", Duration::from_secs(30), || {
+        let p = series(&s.prom_url);
+        !p.is_empty() && p == series(&tw_url)
+    });
     let values = |url: &str| promtool_text(&["labels", "--match", SELECTOR, url, "__name__"]);
-    wait_until(
-        "promtool query labels to agree",
-        Duration::from_secs(30),
-        || values(&s.prom_url) == values(&tw_url),
-    );
+    wait_until("promtool query labels to agree", Duration::from_secs(30), || {
+        values(&s.prom_url) == values(&tw_url)
+    });
     let p = data(&format!("{}/api/v1/metadata?metric=node_load1", s.prom_url));
     let t = data(&format!("{tw_url}/api/v1/metadata?metric=node_load1"));
     assert_eq!(p["node_load1"][0]["help"], t["node_load1"][0]["help"]);
@@ -164,10 +153,7 @@ fn promtool(args: &[&str]) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "promtool {args:?}: {e}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
+        panic!("promtool {args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout))
     })
 }
 
@@ -222,28 +208,14 @@ fn promtool_queries_agree() {
     let at = (start + 15).to_string();
     let range_start = (start + 2).to_string();
     for q in queries {
-        wait_until(
-            &format!("instant {q} to agree"),
-            Duration::from_secs(30),
-            || {
-                let p = promtool(&["instant", "-o", "json", "--time", &at, &s.prom_url, q]);
-                let t = promtool(&["instant", "-o", "json", "--time", &at, &tw_url, q]);
-                !p.as_array().unwrap().is_empty() && instant_result(&p) == instant_result(&t)
-            },
-        );
+        wait_until(&format!("instant {q} to agree"), Duration::from_secs(30), || {
+            let p = promtool(&["instant", "-o", "json", "--time", &at, &s.prom_url, q]);
+            let t = promtool(&["instant", "-o", "json", "--time", &at, &tw_url, q]);
+            !p.as_array().unwrap().is_empty() && instant_result(&p) == instant_result(&t)
+        });
         let args = |url: &str| {
             promtool(&[
-                "range",
-                "-o",
-                "json",
-                "--start",
-                &range_start,
-                "--end",
-                &at,
-                "--step",
-                "1s",
-                url,
-                q,
+                "range", "-o", "json", "--start", &range_start, "--end", &at, "--step", "1s", url, q,
             ])
         };
         let p = args(&s.prom_url);
