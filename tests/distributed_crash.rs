@@ -11,11 +11,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use distributed_support::{api_data, enc, kafka_yaml, now_ms, request, write_config};
+use distributed_support::{api_data, enc, kafka_yaml, now_ms, request_step, write_config};
 use support::{Tidewatch, post_remote_write, start_kafka, wait_until};
 
 const SERIES: usize = 8;
 const SAMPLES: i64 = 5;
+/// Samples are 10ms apart: 100 000 requests span 5 000 s, inside `[2h]`.
+const STEP_MS: i64 = 10;
+const MAX_REQUESTS: i64 = 100_000;
 
 #[test]
 fn kill_9_of_a_replica_loses_no_acknowledged_sample() {
@@ -57,7 +60,7 @@ fn kill_9_of_a_replica_loses_no_acknowledged_sample() {
     );
 
     // A writer acknowledging request numbers until told to stop.
-    let base = now_ms() - 1_800_000;
+    let base = now_ms() - 7_200_000;
     let acked: Arc<Mutex<BTreeSet<i64>>> = Arc::default();
     let sent = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -67,9 +70,8 @@ fn kill_9_of_a_replica_loses_no_acknowledged_sample() {
         std::thread::spawn(move || {
             let client = support::reqwest::blocking_client();
             let mut r = 0i64;
-            // At most 600 requests: 50 minutes of samples, inside `[1h]`.
-            while !stop.load(Ordering::SeqCst) && r < 600 {
-                let req = request("crash_test", "p0", SERIES, SAMPLES, r, base);
+            while !stop.load(Ordering::SeqCst) && r < MAX_REQUESTS {
+                let req = request_step("crash_test", "p0", SERIES, SAMPLES, r, base, STEP_MS);
                 if post_remote_write(&client, &url, &req) == 204 {
                     acked.lock().unwrap().insert(r);
                 }
@@ -84,8 +86,8 @@ fn kill_9_of_a_replica_loses_no_acknowledged_sample() {
             &client,
             &agg.url(&format!(
                 "/api/v1/query?query={}&time={}",
-                enc("count(count_over_time(crash_test[1h]))"),
-                (base + 3_600_000) as f64 / 1000.0
+                enc("count(count_over_time(crash_test[2h]))"),
+                (base + 7_000_000) as f64 / 1000.0
             )),
         )
         .and_then(|d| d["result"][0]["value"][1].as_str()?.parse().ok())
@@ -120,10 +122,10 @@ fn kill_9_of_a_replica_loses_no_acknowledged_sample() {
 
     // Every acknowledged (series, timestamp) is answered by the query
     // replica once both replicas caught up.
-    let last = base + ((*acked.iter().next_back().unwrap() + 1) * SAMPLES) * 1000;
+    let last = base + ((*acked.iter().next_back().unwrap() + 1) * SAMPLES) * STEP_MS;
     let url = query.url(&format!(
         "/api/v1/query?query={}&time={}",
-        enc("crash_test[1h]"),
+        enc("crash_test[2h]"),
         last as f64 / 1000.0
     ));
     let mut missing = usize::MAX;
@@ -143,7 +145,7 @@ fn kill_9_of_a_replica_loses_no_acknowledged_sample() {
         for r in &acked {
             for s in 0..SERIES {
                 for i in 0..SAMPLES {
-                    let t = base + (r * SAMPLES + i) * 1000;
+                    let t = base + (r * SAMPLES + i) * STEP_MS;
                     if !have.contains(&(s.to_string(), t)) {
                         missing += 1;
                     }

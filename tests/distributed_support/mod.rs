@@ -49,6 +49,19 @@ pub fn request(
     req: i64,
     base: i64,
 ) -> WriteRequest {
+    request_step(metric, producer, series, samples, req, base, 1000)
+}
+
+/// Like [`request`] with samples `step_ms` apart.
+pub fn request_step(
+    metric: &str,
+    producer: &str,
+    series: usize,
+    samples: i64,
+    req: i64,
+    base: i64,
+    step_ms: i64,
+) -> WriteRequest {
     let l = |n: &str, v: &str| Label {
         name: n.into(),
         value: v.into(),
@@ -64,7 +77,7 @@ pub fn request(
                 samples: (0..samples)
                     .map(|i| Sample {
                         value: ((req * samples + i) * (s as i64 + 1)) as f64,
-                        timestamp: base + (req * samples + i) * 1000,
+                        timestamp: base + (req * samples + i) * step_ms,
                     })
                     .collect(),
                 ..Default::default()
