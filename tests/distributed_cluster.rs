@@ -51,7 +51,7 @@ fn queries(end_s: f64, start_s: f64) -> Vec<String> {
 fn kafka_s3_cluster_answers_like_a_single_node() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (_kafka, kport) = start_kafka(dir);
+    let (mut kafka_proc, kport) = start_kafka(dir);
     let s3 = start_s3(dir, "tidewatch");
     let kafka = kafka_yaml(kport);
 
@@ -184,4 +184,43 @@ fn kafka_s3_cluster_answers_like_a_single_node() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 415);
+    // Without the broker nothing is acknowledged: 503 once the
+    // acknowledgement deadline (ack_timeout: 5s) passes, never 204.
+    kafka_proc.kill9();
+    let req = request("dist_test", "p0", 1, 1, REQUESTS, base);
+    let slow = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    assert_eq!(
+        post_remote_write(&slow, &ingesters[0].url("/api/v1/write"), &req),
+        503
+    );
+}
+
+#[test]
+fn distributed_config_errors_name_the_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        tmp.path(),
+        "    mode: query\n    query: {replicas: ['agg-0:9800']}\n    kafka: {max_batch_messages: 0}\n",
+    );
+    let out = std::process::Command::new(support::tidewatch_bin())
+        .args(["config", "check"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "aggregator.distributed.query.replicas[0]: must be an http:// or https:// URL"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("aggregator.distributed.kafka.max_batch_messages: must be positive"),
+        "{text}"
+    );
 }

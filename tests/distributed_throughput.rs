@@ -103,11 +103,15 @@ fn throughput_single_node_vs_distributed() {
     let warm = request("warmup", "w", SERIES, 1, 0, base);
     assert_eq!(post_remote_write(&client, &urls[0], &warm), 204);
     let warm_url = count_query(&query, "warmup", base);
-    wait_until("the warm-up request queryable", Duration::from_secs(120), || {
-        api_data(&client, &warm_url)
-            .and_then(|d| d["result"][0]["value"][1].as_str()?.parse::<usize>().ok())
-            == Some(SERIES)
-    });
+    wait_until(
+        "the warm-up request queryable",
+        Duration::from_secs(120),
+        || {
+            api_data(&client, &warm_url)
+                .and_then(|d| d["result"][0]["value"][1].as_str()?.parse::<usize>().ok())
+                == Some(SERIES)
+        },
+    );
     let started = Instant::now();
     let t = load(&urls, "bench", base);
     println!(

@@ -26,7 +26,7 @@ pub fn write_config(dir: &Path, distributed_yaml: &str) -> PathBuf {
 /// The `kafka:` block.
 pub fn kafka_yaml(port: u16) -> String {
     format!(
-        "    kafka: {{brokers: ['127.0.0.1:{port}'], topic: tw-remote-write, group: tw-aggregators, session_timeout: 6s}}\n"
+        "    kafka: {{brokers: ['127.0.0.1:{port}'], topic: tw-remote-write, group: tw-aggregators, session_timeout: 6s, ack_timeout: 5s}}\n"
     )
 }
 

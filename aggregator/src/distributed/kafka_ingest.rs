@@ -61,7 +61,7 @@ impl Publisher {
                 cfg.ack_timeout.as_millis().to_string(),
             )
             .create()?;
-        let partitions = partition_count(producer.client(), &cfg.topic, cfg.ack_timeout).await?;
+        let partitions = partition_count(&producer, &cfg.topic, cfg.ack_timeout).await?;
         tracing::info!(topic = %cfg.topic, partitions, "kafka ingester connected");
         Ok(Publisher {
             producer,
@@ -169,28 +169,29 @@ impl Publisher {
 
 /// The topic's partition count, polling metadata until the broker reports
 /// it (an auto-created topic appears after the first metadata request).
-async fn partition_count<C: rdkafka::client::ClientContext + 'static>(
-    client: &rdkafka::client::Client<C>,
+async fn partition_count(
+    producer: &FutureProducer,
     topic: &str,
     timeout: Duration,
 ) -> anyhow::Result<usize> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let md = tokio::task::block_in_place(|| {
-            client.fetch_metadata(Some(topic), Duration::from_secs(5))
-        });
+        let (p, t) = (producer.clone(), topic.to_string());
+        let md = tokio::task::spawn_blocking(move || {
+            p.client()
+                .fetch_metadata(Some(&t), Duration::from_secs(5))
+                .map(|md| {
+                    md.topics()
+                        .iter()
+                        .find(|x| x.name() == t)
+                        .map(|x| x.partitions().len())
+                        .unwrap_or(0)
+                })
+        })
+        .await?;
         match md {
-            Ok(md) => {
-                let n = md
-                    .topics()
-                    .iter()
-                    .find(|t| t.name() == topic)
-                    .map(|t| t.partitions().len())
-                    .unwrap_or(0);
-                if n > 0 {
-                    return Ok(n);
-                }
-            }
+            Ok(n) if n > 0 => return Ok(n),
+            Ok(_) => {}
             Err(e) => tracing::warn!("kafka metadata for {topic}: {e}"),
         }
         if tokio::time::Instant::now() > deadline {
