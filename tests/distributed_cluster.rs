@@ -168,6 +168,29 @@ fn kafka_s3_cluster_answers_like_a_single_node() {
             agg.addr
         );
     }
+    // Self-metrics: each consumer consumed and uploaded, each ingester
+    // published.
+    let metric = |node: &Tidewatch, name: &str| -> f64 {
+        let (_, text) = support::blocking_get(&node.url("/metrics"));
+        text.lines()
+            .filter(|l| {
+                l.split([' ', '{'])
+                    .next()
+                    .is_some_and(|n| n.ends_with(name))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    for agg in [&agg_a, &agg_b] {
+        assert!(metric(agg, "kafka_messages_consumed_total") > 0.0);
+        assert!(metric(agg, "blocks_uploaded_total") > 0.0);
+    }
+    for ing in &ingesters {
+        assert_eq!(
+            metric(ing, "kafka_requests_published_total"),
+            REQUESTS as f64
+        );
+    }
     // Remote-read is a real Prometheus endpoint: a bad body is a clear 400.
     let r = client
         .post(query.url("/api/v1/read"))

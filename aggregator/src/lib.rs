@@ -78,8 +78,15 @@ impl Aggregator {
             config.query.max_samples,
         ));
         // distributed-mode hook: may replace `storage` with the fan-out.
-        let (storage, distributed) =
-            distributed::start(&config, data_dir, store.clone(), storage, shutdown.clone()).await?;
+        let (storage, distributed) = distributed::start(
+            &config,
+            data_dir,
+            store.clone(),
+            storage,
+            registry,
+            shutdown.clone(),
+        )
+        .await?;
         let engine = Engine::new(EngineOptions {
             lookback_delta: config.query.lookback_delta,
             max_samples: config.query.max_samples,

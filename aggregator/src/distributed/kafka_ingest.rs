@@ -19,6 +19,8 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
@@ -45,12 +47,17 @@ pub struct Publisher {
     partitions: usize,
     ack_timeout: Duration,
     store: Arc<Store>,
+    metrics: DistMetrics,
 }
 
 impl Publisher {
     /// Connects to the brokers and learns the topic's partition count
     /// (waiting up to `ack_timeout` for an auto-created topic to appear).
-    pub async fn connect(cfg: &KafkaConfig, store: Arc<Store>) -> anyhow::Result<Publisher> {
+    pub async fn connect(
+        cfg: &KafkaConfig,
+        store: Arc<Store>,
+        metrics: DistMetrics,
+    ) -> anyhow::Result<Publisher> {
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", cfg.brokers.join(","))
             .set("acks", "all")
@@ -69,6 +76,7 @@ impl Publisher {
             partitions,
             ack_timeout: cfg.ack_timeout,
             store,
+            metrics,
         })
     }
 
@@ -136,11 +144,17 @@ impl Publisher {
             }
         };
         match self.publish(batch, &meta).await {
-            Ok(()) => StatusCode::NO_CONTENT.into_response(),
-            Err(e) => plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("the Kafka ingest bus did not acknowledge the write: {e}"),
-            ),
+            Ok(()) => {
+                self.metrics.requests_published.inc();
+                StatusCode::NO_CONTENT.into_response()
+            }
+            Err(e) => {
+                self.metrics.requests_unacknowledged.inc();
+                plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the Kafka ingest bus did not acknowledge the write: {e}"),
+                )
+            }
         }
     }
 
@@ -222,13 +236,51 @@ pub fn consumer(cfg: &KafkaConfig, replica: &str) -> anyhow::Result<StreamConsum
     Ok(c)
 }
 
-/// Counters of the consumer loop.
-#[derive(Default)]
-pub struct ConsumerStats {
-    /// Messages appended and committed.
-    pub messages: std::sync::atomic::AtomicU64,
-    /// Messages dropped as invalid (logged).
-    pub dropped: std::sync::atomic::AtomicU64,
+/// Self-metrics of the distributed parts (registered under the
+/// aggregator's `/metrics` prefix).
+#[derive(Clone, Default)]
+pub struct DistMetrics {
+    /// Kafka messages appended durably and committed (consumer).
+    pub messages_consumed: Counter,
+    /// Kafka messages dropped as undecodable or refused by the store.
+    pub messages_dropped: Counter,
+    /// Remote-write requests published and acknowledged (ingester).
+    pub requests_published: Counter,
+    /// Remote-write requests the broker did not acknowledge (503).
+    pub requests_unacknowledged: Counter,
+    /// Blocks uploaded to object storage.
+    pub blocks_uploaded: Counter,
+}
+
+impl DistMetrics {
+    /// Registers the counters.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "kafka_messages_consumed",
+            "Kafka messages appended durably, offsets committed",
+            self.messages_consumed.clone(),
+        );
+        registry.register(
+            "kafka_messages_dropped",
+            "Kafka messages dropped as undecodable or refused by the store",
+            self.messages_dropped.clone(),
+        );
+        registry.register(
+            "kafka_requests_published",
+            "Remote-write requests published to Kafka and acknowledged",
+            self.requests_published.clone(),
+        );
+        registry.register(
+            "kafka_requests_unacknowledged",
+            "Remote-write requests answered 503: the broker did not acknowledge",
+            self.requests_unacknowledged.clone(),
+        );
+        registry.register(
+            "blocks_uploaded",
+            "Blocks uploaded to object storage",
+            self.blocks_uploaded.clone(),
+        );
+    }
 }
 
 /// Consumes until `shutdown`: reads a batch of messages, appends them in
@@ -237,10 +289,9 @@ pub async fn run_consumer(
     consumer: StreamConsumer,
     cfg: KafkaConfig,
     store: Arc<Store>,
-    stats: Arc<ConsumerStats>,
+    stats: DistMetrics,
     shutdown: CancellationToken,
 ) {
-    use std::sync::atomic::Ordering::Relaxed;
     let max_decompressed = store.config().limits.max_decompressed_bytes;
     loop {
         let first = tokio::select! {
@@ -278,7 +329,7 @@ pub async fn run_consumer(
                     meta.extend(md);
                 }
                 Err(e) => {
-                    stats.dropped.fetch_add(1, Relaxed);
+                    stats.messages_dropped.inc();
                     tracing::error!(
                         partition = m.partition(),
                         offset = m.offset(),
@@ -298,7 +349,7 @@ pub async fn run_consumer(
                 continue;
             }
             Err(e) => {
-                stats.dropped.fetch_add(msgs.len() as u64, Relaxed);
+                stats.messages_dropped.inc_by(msgs.len() as u64);
                 tracing::error!("dropping kafka batch refused by the store: {e}");
             }
         }
@@ -319,7 +370,7 @@ pub async fn run_consumer(
             // idempotently if this replica dies before the next commit.
             tracing::warn!("kafka offset commit failed: {e}");
         } else {
-            stats.messages.fetch_add(n, Relaxed);
+            stats.messages_consumed.inc_by(n);
         }
     }
     tracing::info!("kafka consumer stopped");

@@ -45,8 +45,6 @@ use crate::store::Store;
 pub struct Distributed {
     publisher: Option<Arc<kafka_ingest::Publisher>>,
     uploader: Option<Arc<upload::Uploader>>,
-    /// Counters of the Kafka consumer (consumer mode).
-    pub consumer_stats: Arc<kafka_ingest::ConsumerStats>,
     stop: CancellationToken,
     tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
 }
@@ -59,6 +57,7 @@ pub async fn start(
     data_dir: &Path,
     store: Arc<Store>,
     local: Arc<dyn Storage>,
+    registry: &mut prometheus_client::registry::Registry,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(Arc<dyn Storage>, Option<Arc<Distributed>>)> {
     let d = &config.distributed;
@@ -70,12 +69,13 @@ pub async fn start(
     let mut storage = local;
     let mut publisher = None;
     let mut uploader = None;
-    let consumer_stats = Arc::new(kafka_ingest::ConsumerStats::default());
+    let metrics = kafka_ingest::DistMetrics::default();
+    metrics.register(registry);
     let replica = d.replica_name().unwrap_or_else(|| "standalone".into());
     match d.mode {
         Mode::Ingester => {
             publisher = Some(Arc::new(
-                kafka_ingest::Publisher::connect(&d.kafka, store.clone()).await?,
+                kafka_ingest::Publisher::connect(&d.kafka, store.clone(), metrics.clone()).await?,
             ));
         }
         Mode::Consumer => {
@@ -84,7 +84,7 @@ pub async fn start(
                 consumer,
                 d.kafka.clone(),
                 store.clone(),
-                consumer_stats.clone(),
+                metrics.clone(),
                 stop.clone(),
             )));
         }
@@ -126,6 +126,7 @@ pub async fn start(
             replica,
             store,
             o.compactor,
+            metrics.blocks_uploaded.clone(),
         ));
         tasks.push(tokio::spawn(up.clone().run(o.sync_interval, stop.clone())));
         uploader = Some(up);
@@ -136,7 +137,6 @@ pub async fn start(
         Some(Arc::new(Distributed {
             publisher,
             uploader,
-            consumer_stats,
             stop,
             tasks: parking_lot::Mutex::new(tasks),
         })),

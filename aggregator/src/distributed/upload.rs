@@ -18,17 +18,25 @@ pub struct Uploader {
     replica: String,
     store: Arc<Store>,
     compactor: bool,
+    uploads: prometheus_client::metrics::counter::Counter,
     uploaded: tokio::sync::Mutex<Option<HashSet<String>>>,
 }
 
 impl Uploader {
     /// An uploader of `store`'s blocks under `replica`.
-    pub fn new(bucket: BlockBucket, replica: String, store: Arc<Store>, compactor: bool) -> Self {
+    pub fn new(
+        bucket: BlockBucket,
+        replica: String,
+        store: Arc<Store>,
+        compactor: bool,
+        uploads: prometheus_client::metrics::counter::Counter,
+    ) -> Self {
         Uploader {
             bucket,
             replica,
             store,
             compactor,
+            uploads,
             uploaded: tokio::sync::Mutex::new(None),
         }
     }
@@ -55,6 +63,7 @@ impl Uploader {
                 Ok(()) => {
                     tracing::info!(block = %b.meta.name, replica = %self.replica, "uploaded block");
                     uploaded.insert(b.meta.name.clone());
+                    self.uploads.inc();
                 }
                 // Compacted away locally while uploading: the compacted
                 // block carries the same samples and is uploaded instead.
