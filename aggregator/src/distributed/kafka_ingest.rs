@@ -314,7 +314,7 @@ pub async fn run_consumer(
                 _ => break,
             }
         }
-        let mut batch = Vec::new();
+        let mut parts: Vec<Vec<crate::IngestSeries>> = Vec::with_capacity(msgs.len());
         let mut meta = Vec::new();
         let mut next: HashMap<(String, i32), i64> = HashMap::new();
         for m in &msgs {
@@ -325,7 +325,7 @@ pub async fn run_consumer(
                     .and_then(|r| ingest::from_remote_write(r).map_err(|e| e.to_string()));
             match decoded {
                 Ok((b, md)) => {
-                    batch.extend(b);
+                    parts.push(b);
                     meta.extend(md);
                 }
                 Err(e) => {
@@ -340,18 +340,11 @@ pub async fn run_consumer(
         }
         // Commit only what is durable: on an internal (disk) error, rewind
         // to the batch's first offsets and read it again later.
-        match store.append(batch).await {
-            Ok(_) => {}
-            Err(IngestError::Internal(e)) => {
-                tracing::error!("append from kafka failed, will re-read: {e}");
-                seek_back(&consumer, &msgs);
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-            Err(e) => {
-                stats.messages_dropped.inc_by(msgs.len() as u64);
-                tracing::error!("dropping kafka batch refused by the store: {e}");
-            }
+        if let Err(e) = append_all(&store, parts, &stats).await {
+            tracing::error!("append from kafka failed, will re-read: {e}");
+            seek_back(&consumer, &msgs);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
         }
         store.record_metadata(meta);
         let mut tpl = TopicPartitionList::new();
@@ -374,6 +367,52 @@ pub async fn run_consumer(
         }
     }
     tracing::info!("kafka consumer stopped");
+}
+
+/// Appends the messages' series in as few WAL commits as the
+/// `max_series_per_request` limit allows. A message the store's limits
+/// refuse (limits that differ from the ingester's) is dropped alone, and
+/// counted. Returns an error only for internal (disk) failures, where
+/// nothing may be committed.
+async fn append_all(
+    store: &Store,
+    parts: Vec<Vec<crate::IngestSeries>>,
+    stats: &DistMetrics,
+) -> Result<(), String> {
+    let limit = store.config().limits.max_series_per_request.max(1);
+    let mut chunk: Vec<crate::IngestSeries> = Vec::new();
+    for p in parts {
+        if let Err(e) = store.check_limits(&p) {
+            stats.messages_dropped.inc();
+            tracing::error!("dropping kafka message refused by the store: {e}");
+            continue;
+        }
+        if !chunk.is_empty() && chunk.len() + p.len() > limit {
+            append_chunk(store, std::mem::take(&mut chunk), stats).await?;
+        }
+        chunk.extend(p);
+    }
+    if !chunk.is_empty() {
+        append_chunk(store, chunk, stats).await?;
+    }
+    Ok(())
+}
+
+async fn append_chunk(
+    store: &Store,
+    chunk: Vec<crate::IngestSeries>,
+    stats: &DistMetrics,
+) -> Result<(), String> {
+    match store.append(chunk).await {
+        Ok(_) => Ok(()),
+        Err(IngestError::Internal(e)) => Err(e),
+        // Only `max_active_series` can refuse a chunk of accepted messages.
+        Err(e) => {
+            stats.messages_dropped.inc();
+            tracing::error!("dropping kafka batch refused by the store: {e}");
+            Ok(())
+        }
+    }
 }
 
 fn seek_back(consumer: &StreamConsumer, msgs: &[rdkafka::message::BorrowedMessage<'_>]) {
