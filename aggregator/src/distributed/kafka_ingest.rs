@@ -244,6 +244,9 @@ pub struct DistMetrics {
     pub messages_consumed: Counter,
     /// Kafka messages dropped as undecodable or refused by the store.
     pub messages_dropped: Counter,
+    /// Series dropped by the consumer's limits (stricter than the
+    /// ingester's).
+    pub series_dropped: Counter,
     /// Remote-write requests published and acknowledged (ingester).
     pub requests_published: Counter,
     /// Remote-write requests the broker did not acknowledge (503).
@@ -264,6 +267,11 @@ impl DistMetrics {
             "kafka_messages_dropped",
             "Kafka messages dropped as undecodable or refused by the store",
             self.messages_dropped.clone(),
+        );
+        registry.register(
+            "kafka_series_dropped",
+            "Series from Kafka refused by this replica's limits",
+            self.series_dropped.clone(),
         );
         registry.register(
             "kafka_requests_published",
@@ -370,7 +378,7 @@ pub async fn run_consumer(
 }
 
 /// Appends the messages' series in as few WAL commits as the
-/// `max_series_per_request` limit allows. A message the store's limits
+/// `max_series_per_request` limit allows. A series the store's limits
 /// refuse (limits that differ from the ingester's) is dropped alone, and
 /// counted. Returns an error only for internal (disk) failures, where
 /// nothing may be committed.
@@ -381,11 +389,18 @@ async fn append_all(
 ) -> Result<(), String> {
     let limit = store.config().limits.max_series_per_request.max(1);
     let mut chunk: Vec<crate::IngestSeries> = Vec::new();
-    for p in parts {
-        if let Err(e) = store.check_limits(&p) {
-            stats.messages_dropped.inc();
-            tracing::error!("dropping kafka message refused by the store: {e}");
-            continue;
+    for mut p in parts {
+        if store.check_limits(&p).is_err() {
+            // Keep the series the limits accept; drop and count the rest.
+            let before = p.len();
+            p.retain(|s| match store.check_limits(std::slice::from_ref(s)) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!("dropping series from kafka refused by the store: {e}");
+                    false
+                }
+            });
+            stats.series_dropped.inc_by((before - p.len()) as u64);
         }
         if !chunk.is_empty() && chunk.len() + p.len() > limit {
             append_chunk(store, std::mem::take(&mut chunk), stats).await?;
