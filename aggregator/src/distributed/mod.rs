@@ -1,7 +1,7 @@
 //! Distributed mode (`aggregator.distributed`, see `docs/scaling.md`):
 //! scale-out on existing engines, no home-grown clustering.
 //!
-//! - Kafka is the ingest bus ([`kafka_ingest`]): stateless ingesters publish
+//! - Kafka is the ingest bus ([`kafka_ingest`], [`kafka_consume`]): stateless ingesters publish
 //!   remote-write payloads split by series hash ([`partition`]); consumer
 //!   replicas share the partitions through a consumer group and commit
 //!   offsets only after the WAL made the data durable.
@@ -20,7 +20,9 @@ pub mod block_cache;
 pub mod bucket;
 pub mod config;
 pub mod fanout;
+pub mod kafka_consume;
 pub mod kafka_ingest;
+pub mod metrics;
 pub mod partition;
 pub mod remote_read;
 pub mod upload;
@@ -69,7 +71,7 @@ pub async fn start(
     let mut storage = local;
     let mut publisher = None;
     let mut uploader = None;
-    let metrics = kafka_ingest::DistMetrics::default();
+    let metrics = metrics::DistMetrics::default();
     metrics.register(registry);
     let replica = d.replica_name().unwrap_or_else(|| "standalone".into());
     match d.mode {
@@ -79,8 +81,8 @@ pub async fn start(
             ));
         }
         Mode::Consumer => {
-            let consumer = kafka_ingest::consumer(&d.kafka, &replica)?;
-            tasks.push(tokio::spawn(kafka_ingest::run_consumer(
+            let consumer = kafka_consume::consumer(&d.kafka, &replica)?;
+            tasks.push(tokio::spawn(kafka_consume::run_consumer(
                 consumer,
                 d.kafka.clone(),
                 store.clone(),
