@@ -9,7 +9,9 @@ mod support;
 
 use std::time::Duration;
 
-use distributed_support::{api_data, enc, kafka_yaml, now_ms, request, s3_yaml, write_config};
+use distributed_support::{
+    api_data, enc, kafka_yaml, now_ms, request, s3_yaml, write_config, write_retrying,
+};
 use support::{Tidewatch, post_remote_write, start_kafka, start_s3, wait_until};
 
 const PRODUCERS: usize = 2;
@@ -106,7 +108,7 @@ fn kafka_s3_cluster_answers_like_a_single_node() {
                 let client = support::reqwest::blocking_client();
                 for r in 0..REQUESTS {
                     let req = request("dist_test", &format!("p{p}"), SERIES, SAMPLES, r, base);
-                    assert_eq!(post_remote_write(&client, &ing_url, &req), 204, "ingester");
+                    assert_eq!(write_retrying(&client, &ing_url, &req), 204, "ingester");
                     assert_eq!(post_remote_write(&client, &single_url, &req), 204, "single");
                 }
             });

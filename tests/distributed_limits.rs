@@ -7,8 +7,8 @@ mod support;
 
 use std::time::Duration;
 
-use distributed_support::{api_data, enc, kafka_yaml, now_ms};
-use support::{Tidewatch, post_remote_write, start_kafka, wait_until};
+use distributed_support::{api_data, enc, kafka_yaml, now_ms, write_retrying};
+use support::{Tidewatch, start_kafka, wait_until};
 use tidewatch_common::remote_write::{Label, Sample, TimeSeries, WriteRequest};
 
 fn series(extra_labels: usize, t: i64) -> TimeSeries {
@@ -62,7 +62,7 @@ fn stricter_consumer_drops_only_the_refused_series() {
     };
     let client = support::reqwest::blocking_client();
     assert_eq!(
-        post_remote_write(&client, &ingester.url("/api/v1/write"), &req),
+        write_retrying(&client, &ingester.url("/api/v1/write"), &req),
         204
     );
     let url = consumer.url(&format!(

@@ -16,8 +16,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use distributed_support::{api_data, enc, kafka_yaml, now_ms, request, write_config};
-use support::{Tidewatch, post_remote_write, start_kafka, wait_until};
+use distributed_support::{
+    api_data, enc, kafka_yaml, now_ms, request, write_config, write_retrying,
+};
+use support::{Tidewatch, start_kafka, wait_until};
 
 const WRITERS: usize = 4;
 const REQUESTS: i64 = 100;
@@ -35,7 +37,7 @@ fn load(urls: &[String], metric: &str, base: i64) -> Duration {
                 let client = support::reqwest::blocking_client();
                 for r in 0..REQUESTS {
                     let req = request(metric, &format!("w{w}"), SERIES, SAMPLES, r, base);
-                    assert_eq!(post_remote_write(&client, &url, &req), 204);
+                    assert_eq!(write_retrying(&client, &url, &req), 204);
                 }
             });
         }
@@ -101,7 +103,7 @@ fn throughput_single_node_vs_distributed() {
     // Warm-up: one request touching every partition, queryable through the
     // query replica, so the consumer group has settled before timing.
     let warm = request("warmup", "w", SERIES, 1, 0, base);
-    assert_eq!(post_remote_write(&client, &urls[0], &warm), 204);
+    assert_eq!(write_retrying(&client, &urls[0], &warm), 204);
     let warm_url = count_query(&query, "warmup", base);
     wait_until(
         "the warm-up request queryable",

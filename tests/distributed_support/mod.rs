@@ -116,3 +116,18 @@ pub fn enc(s: &str) -> String {
         })
         .collect()
 }
+
+/// POSTs `req` like a remote-write client: retries 5xx and connection
+/// errors (the ingester answers 503 until it knows the topic's partitions,
+/// or while the broker does not acknowledge) for up to 60 s; returns the
+/// final status.
+pub fn write_retrying(client: &reqwest::blocking::Client, url: &str, req: &WriteRequest) -> u16 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let status = crate::support::post_remote_write(client, url, req);
+        if (status != 0 && status < 500) || std::time::Instant::now() > deadline {
+            return status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -6,6 +6,7 @@
 //! is [`super::kafka_consume`].
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -14,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tidewatch_common::remote_write::{self, DecodeError};
+use tokio_util::sync::CancellationToken;
 
 use super::config::KafkaConfig;
 use super::metrics::DistMetrics;
@@ -31,19 +33,23 @@ fn plain(status: StatusCode, msg: impl Into<String>) -> Response {
 pub struct Publisher {
     producer: FutureProducer,
     topic: String,
-    partitions: usize,
+    /// The topic's partition count; 0 until the broker reported it.
+    partitions: Arc<AtomicUsize>,
     ack_timeout: Duration,
     store: Arc<Store>,
     metrics: DistMetrics,
 }
 
 impl Publisher {
-    /// Connects to the brokers and learns the topic's partition count
-    /// (waiting up to `ack_timeout` for an auto-created topic to appear).
-    pub async fn connect(
+    /// Creates the producer and starts learning (and refreshing) the
+    /// topic's partition count in the background until `shutdown`; writes
+    /// are answered 503 until it is known, so an ingester starts even while
+    /// the broker is unreachable.
+    pub fn connect(
         cfg: &KafkaConfig,
         store: Arc<Store>,
         metrics: DistMetrics,
+        shutdown: CancellationToken,
     ) -> anyhow::Result<Publisher> {
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", cfg.brokers.join(","))
@@ -55,8 +61,13 @@ impl Publisher {
                 cfg.ack_timeout.as_millis().to_string(),
             )
             .create()?;
-        let partitions = partition_count(&producer, &cfg.topic, cfg.ack_timeout).await?;
-        tracing::info!(topic = %cfg.topic, partitions, "kafka ingester connected");
+        let partitions = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(refresh_partitions(
+            producer.clone(),
+            cfg.topic.clone(),
+            partitions.clone(),
+            shutdown,
+        ));
         Ok(Publisher {
             producer,
             topic: cfg.topic.clone(),
@@ -152,7 +163,14 @@ impl Publisher {
         batch: Vec<crate::IngestSeries>,
         meta: &[(String, crate::MetricMeta)],
     ) -> Result<(), String> {
-        let parts = partition::split(batch, meta, self.partitions);
+        let n = self.partitions.load(Ordering::Relaxed);
+        if n == 0 {
+            return Err(format!(
+                "the partitions of topic {:?} are not known yet (is the broker reachable?)",
+                self.topic
+            ));
+        }
+        let parts = partition::split(batch, meta, n);
         let keys: Vec<[u8; 4]> = parts.iter().map(|(p, _)| p.to_be_bytes()).collect();
         let sends = parts.iter().zip(&keys).map(|((p, payload), key)| {
             let record = FutureRecord::to(&self.topic)
@@ -168,16 +186,17 @@ impl Publisher {
     }
 }
 
-/// The topic's partition count, polling metadata until the broker reports
-/// it (an auto-created topic appears after the first metadata request).
-async fn partition_count(
-    producer: &FutureProducer,
-    topic: &str,
-    timeout: Duration,
-) -> anyhow::Result<usize> {
-    let deadline = tokio::time::Instant::now() + timeout;
+/// Polls the topic's metadata every 200 ms until it has partitions (an
+/// auto-created topic appears after the first metadata request), then every
+/// 30 s to follow added partitions.
+async fn refresh_partitions(
+    producer: FutureProducer,
+    topic: String,
+    partitions: Arc<AtomicUsize>,
+    shutdown: CancellationToken,
+) {
     loop {
-        let (p, t) = (producer.clone(), topic.to_string());
+        let (p, t) = (producer.clone(), topic.clone());
         let md = tokio::task::spawn_blocking(move || {
             p.client()
                 .fetch_metadata(Some(&t), Duration::from_secs(5))
@@ -189,17 +208,26 @@ async fn partition_count(
                         .unwrap_or(0)
                 })
         })
-        .await?;
-        match md {
-            Ok(n) if n > 0 => return Ok(n),
-            Ok(_) => {}
-            Err(e) => tracing::warn!("kafka metadata for {topic}: {e}"),
+        .await;
+        let n = match md {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                tracing::warn!("kafka metadata for {topic}: {e}");
+                0
+            }
+            Err(_) => 0,
+        };
+        if n > 0 && partitions.swap(n, Ordering::Relaxed) != n {
+            tracing::info!(topic = %topic, partitions = n, "kafka topic partitions");
         }
-        if tokio::time::Instant::now() > deadline {
-            anyhow::bail!(
-                "kafka topic {topic:?} has no partitions after {timeout:?} (aggregator.distributed.kafka.topic)"
-            );
+        let wait = if partitions.load(Ordering::Relaxed) == 0 {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_secs(30)
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -76,9 +76,12 @@ pub async fn start(
     let replica = d.replica_name().unwrap_or_else(|| "standalone".into());
     match d.mode {
         Mode::Ingester => {
-            publisher = Some(Arc::new(
-                kafka_ingest::Publisher::connect(&d.kafka, store.clone(), metrics.clone()).await?,
-            ));
+            publisher = Some(Arc::new(kafka_ingest::Publisher::connect(
+                &d.kafka,
+                store.clone(),
+                metrics.clone(),
+                stop.clone(),
+            )?));
         }
         Mode::Consumer => {
             let consumer = kafka_consume::consumer(&d.kafka, &replica)?;
