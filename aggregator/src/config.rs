@@ -37,6 +37,9 @@ pub struct Config {
     pub query: QueryConfig,
     /// Log store and Loki API (issue 5).
     pub logs: crate::logs::LogsConfig,
+    /// Distributed mode (Kafka ingest bus, blocks in object storage, query
+    /// fan-out); standalone by default. See `docs/scaling.md`.
+    pub distributed: crate::distributed::DistributedConfig,
 }
 
 impl Default for Config {
@@ -52,6 +55,7 @@ impl Default for Config {
             limits: Limits::default(),
             query: QueryConfig::default(),
             logs: Default::default(), // logs (issue 5)
+            distributed: Default::default(),
         }
     }
 }
@@ -169,6 +173,7 @@ impl Validate for Config {
         ] {
             positive(e, &lp, field, v > 0, "must be positive");
         }
+        self.distributed.validate(&join(path, "distributed"), e);
         let qp = join(path, "query");
         positive(
             e,

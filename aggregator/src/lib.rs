@@ -17,6 +17,7 @@ pub mod api;
 pub mod batch;
 pub mod block;
 pub mod config;
+pub mod distributed;
 pub mod head;
 pub mod index;
 pub mod ingest;
@@ -53,6 +54,8 @@ pub struct Aggregator {
     engine: Engine,
     sql: SessionContext,
     metrics: api::IngestMetrics,
+    // distributed-mode hook: Kafka ingest, block upload, query fan-out.
+    distributed: Option<Arc<distributed::Distributed>>,
     background: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Log lines and cluster events (issue 5).
     pub logs: Arc<logs::LogStore>,
@@ -89,6 +92,16 @@ impl Aggregator {
             sql.clone(),
             config.query.max_samples,
         ));
+        // distributed-mode hook: may replace `storage` with the fan-out.
+        let (storage, distributed) = distributed::start(
+            &config,
+            data_dir,
+            store.clone(),
+            storage,
+            registry,
+            shutdown.clone(),
+        )
+        .await?;
         let engine = Engine::new(EngineOptions {
             lookback_delta: config.query.lookback_delta,
             max_samples: config.query.max_samples,
@@ -141,6 +154,7 @@ impl Aggregator {
             engine,
             sql,
             metrics,
+            distributed,
             background: parking_lot::Mutex::new(Some(background)),
             logs, // logs (issue 5)
         }))
@@ -148,15 +162,20 @@ impl Aggregator {
 
     /// HTTP routes: `/api/v1/*` (Prometheus API, remote-write, import, SQL).
     pub fn router(self: &Arc<Self>) -> Router {
-        api::router(api::AppState {
+        let routes = api::router(api::AppState {
             store: self.store.clone(),
             engine: self.engine.clone(),
             storage: self.storage.clone(),
             sql: self.sql.clone(),
             config: self.config.clone(),
             metrics: self.metrics.clone(),
-        })
-        .merge(self.logs.router()) // logs (issue 5)
+        });
+        // distributed-mode hook: the ingester publishes writes to Kafka.
+        let routes = match &self.distributed {
+            Some(d) => d.wrap_router(routes),
+            None => routes,
+        };
+        routes.merge(self.logs.router())
     }
 
     /// Flushes everything acknowledged to durable storage; called on shutdown.
@@ -166,8 +185,16 @@ impl Aggregator {
             bg.abort();
             let _ = bg.await;
         }
-        self.logs.close().await?; // logs (issue 5)
-        self.store.close().await
+        self.logs.close().await?;
+        // distributed-mode hook: stop consuming, flush, upload the last blocks.
+        if let Some(d) = &self.distributed {
+            d.stop().await;
+        }
+        self.store.close().await?;
+        if let Some(d) = &self.distributed {
+            d.close().await;
+        }
+        Ok(())
     }
 
     /// Ingests samples (same validation and limits as remote-write); returns

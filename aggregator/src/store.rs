@@ -260,7 +260,10 @@ impl Store {
         Ok(out)
     }
 
-    fn check_limits(&self, batch: &[IngestSeries]) -> Result<(), IngestError> {
+    /// Checks `batch` against `aggregator.limits` (also used by the
+    /// distributed ingester before publishing to Kafka).
+    // distributed-mode hook: made `pub` for `distributed::kafka_ingest`.
+    pub fn check_limits(&self, batch: &[IngestSeries]) -> Result<(), IngestError> {
         let l = &self.config.limits;
         if batch.len() > l.max_series_per_request {
             return Err(IngestError::BadData(format!(

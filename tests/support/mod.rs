@@ -316,3 +316,97 @@ pub fn blocking_get(url: &str) -> (u16, String) {
     let status = r.status().as_u16();
     (status, r.text().unwrap_or_default())
 }
+
+/// A running SeaweedFS (a real S3-compatible object store) with one bucket.
+pub struct S3 {
+    /// The process.
+    pub proc: Proc,
+    /// S3 endpoint, `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// The bucket created at start.
+    pub bucket: String,
+    /// Access key id.
+    pub access_key: String,
+    /// Secret access key.
+    pub secret_key: String,
+}
+
+/// Starts SeaweedFS (`weed server` with filer and S3 gateway, every port
+/// free and loopback-only, the Iceberg/Lance side servers off) under `dir`,
+/// creates `bucket`, and waits until S3 answers.
+pub fn start_s3(dir: &Path, bucket: &str) -> S3 {
+    let data = dir.join("weed");
+    std::fs::create_dir_all(&data).unwrap();
+    let (access_key, secret_key) = ("testkey", "testsecret");
+    let cfg = dir.join("s3.json");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"{{"identities":[{{"name":"admin","credentials":[{{"accessKey":"{access_key}","secretKey":"{secret_key}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
+        ),
+    )
+    .unwrap();
+    let ports: Vec<u16> = (0..8).map(|_| free_port()).collect();
+    let (filer, s3) = (ports[4], ports[6]);
+    let mut cmd = Command::new(venv().join("bin/weed"));
+    cmd.arg("server")
+        .arg(format!("-dir={}", data.display()))
+        .args([
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-master.telemetry=false",
+        ])
+        .arg(format!("-master.port={}", ports[0]))
+        .arg(format!("-master.port.grpc={}", ports[1]))
+        .arg(format!("-volume.port={}", ports[2]))
+        .arg(format!("-volume.port.grpc={}", ports[3]))
+        .args(["-filer", &format!("-filer.port={filer}")])
+        .arg(format!("-filer.port.grpc={}", ports[5]))
+        .args(["-s3", &format!("-s3.port={s3}")])
+        .arg(format!("-s3.port.grpc={}", ports[7]))
+        .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
+        .args(["-master.volumeSizeLimitMB=64", "-volume.max=20"])
+        .arg(format!("-s3.config={}", cfg.display()));
+    let proc = Proc::spawn("seaweedfs", cmd, dir);
+    let client = reqwest::blocking_client();
+    // The filer creates the bucket directory; S3 answers once it is wired.
+    wait_until("SeaweedFS bucket creation", Duration::from_secs(60), || {
+        client
+            .post(format!("http://127.0.0.1:{filer}/buckets/{bucket}/"))
+            .send()
+            .map(|r| r.status().is_success())
+            .unwrap_or(false)
+    });
+    wait_until("SeaweedFS S3", Duration::from_secs(60), || {
+        client
+            .get(format!("http://127.0.0.1:{s3}/"))
+            .send()
+            .map(|r| r.status().as_u16() == 403 || r.status().is_success())
+            .unwrap_or(false)
+    });
+    S3 {
+        proc,
+        endpoint: format!("http://127.0.0.1:{s3}"),
+        bucket: bucket.to_string(),
+        access_key: access_key.into(),
+        secret_key: secret_key.into(),
+    }
+}
+
+/// POSTs a remote-write 1.0 request; returns the status code (0 when the
+/// connection failed).
+pub fn post_remote_write(
+    client: &::reqwest::blocking::Client,
+    url: &str,
+    req: &tidewatch_common::remote_write::WriteRequest,
+) -> u16 {
+    client
+        .post(url)
+        .header("Content-Type", "application/x-protobuf")
+        .header("Content-Encoding", "snappy")
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .body(tidewatch_common::remote_write::encode_write_request(req))
+        .send()
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}

@@ -4,6 +4,7 @@
 pub mod meta;
 pub mod params;
 pub mod query;
+pub mod read;
 pub mod response;
 pub mod sql;
 pub mod write;
@@ -58,6 +59,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/import/prometheus",
             post(write::import_prometheus).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/api/v1/read",
+            post(read::remote_read).layer(DefaultBodyLimit::disable()),
         )
         .route("/api/v1/query", get(query::instant).post(query::instant))
         .route("/api/v1/query_range", get(query::range).post(query::range))
