@@ -80,6 +80,8 @@ fn field_of(text: &str) -> Option<String> {
         .ok()
         .and_then(|re| re.captures(message).map(|c| c[1].to_string()));
     match (path, named) {
+        // serde_path_to_error puts an unknown field in the path already.
+        (Some(p), Some(n)) if p == n || p.ends_with(&format!(".{n}")) => Some(p.to_string()),
         (Some(p), Some(n)) => Some(format!("{p}.{n}")),
         (None, Some(n)) => Some(n),
         (Some(p), None) => Some(p.to_string()),
@@ -164,7 +166,7 @@ mod tests {
         );
         assert_eq!(
             field_of(&format!(
-                "{pre}unknown field `colour`, expected one of `name`"
+                "{pre}colour: unknown field `colour`, expected one of `name`"
             ))
             .as_deref(),
             Some("colour")
