@@ -150,22 +150,26 @@ impl Platform {
             subjects.push(("group".into(), g.try_get(0)?));
             group_names.push(g.try_get::<String, _>(1)?);
         }
-        let bindings = sqlx::query(
-            "SELECT rb.subject_kind, rb.subject_id, rb.business_id, r.name, r.scope, r.policies \
-             FROM role_bindings rb JOIN roles r ON r.id = rb.role_id",
-        )
-        .fetch_all(pool)
-        .await?;
+        // Bindings of the user and of each of their groups.
+        let mut bindings = Vec::new();
+        for (kind, subject) in &subjects {
+            bindings.extend(
+                sqlx::query(
+                    "SELECT rb.subject_kind, rb.subject_id, rb.business_id, r.name, r.scope, \
+                     r.policies FROM role_bindings rb JOIN roles r ON r.id = rb.role_id \
+                     WHERE rb.subject_kind = $1 AND rb.subject_id = $2",
+                )
+                .bind(kind)
+                .bind(subject)
+                .fetch_all(pool)
+                .await?,
+            );
+        }
         let policies = self.policy_map().await?;
         let tree = self.business_tree().await?;
         let mut grants = Vec::new();
         let mut roles = Vec::new();
         for b in bindings {
-            let kind: String = b.try_get(0)?;
-            let subject: String = b.try_get(1)?;
-            if !subjects.iter().any(|(k, s)| *k == kind && *s == subject) {
-                continue;
-            }
             let business: Option<String> = b.try_get(2)?;
             let role: String = b.try_get(3)?;
             let names: Vec<String> = serde_json::from_str(&b.try_get::<String, _>(5)?)?;

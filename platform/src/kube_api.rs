@@ -39,6 +39,10 @@ pub struct Credential {
     /// Skip TLS verification (testing only).
     #[serde(default)]
     pub insecure_skip_tls_verify: bool,
+    /// Read the token from this file instead (re-read as it rotates; the
+    /// in-cluster service account of the `local` cluster).
+    #[serde(default)]
+    pub token_file: Option<String>,
 }
 
 /// Read-only object lists the API exposes per cluster.
@@ -130,7 +134,10 @@ impl KubeCluster {
             .parse()
             .map_err(|e| anyhow::anyhow!("api_server: {e}"))?;
         let mut config = kube::Config::new(uri);
-        config.auth_info.token = Some(cred.token.clone().into());
+        match &cred.token_file {
+            Some(f) => config.auth_info.token_file = Some(f.clone()),
+            None => config.auth_info.token = Some(cred.token.clone().into()),
+        }
         if let Some(ca) = cred.ca_cert.as_deref().filter(|c| !c.trim().is_empty()) {
             config.root_cert = Some(pem_to_der(ca).map_err(|e| anyhow::anyhow!("ca_cert: {e}"))?);
         }

@@ -95,6 +95,9 @@ impl Platform {
             shutdown: shutdown.child_token(),
             tasks: Mutex::new(Vec::new()),
         });
+        if let Err(e) = platform.register_local_cluster().await {
+            tracing::warn!(error = %e, "platform: cannot register the local cluster");
+        }
         platform.spawn_background();
         Ok(platform)
     }

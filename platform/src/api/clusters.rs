@@ -255,6 +255,7 @@ pub async fn create_cluster(
         token: required("token", &req.token)?.to_string(),
         ca_cert: req.ca_cert.clone(),
         insecure_skip_tls_verify: req.insecure_skip_tls_verify.unwrap_or(false),
+        token_file: None,
     };
     if sqlx::query("SELECT 1 FROM clusters WHERE name = $1")
         .bind(&name)
@@ -351,6 +352,7 @@ pub async fn update_cluster(
     }
     if let Some(t) = &req.token {
         cred.token = t.clone();
+        cred.token_file = None;
     }
     if let Some(ca) = &req.ca_cert {
         cred.ca_cert = Some(ca.clone());
@@ -519,3 +521,72 @@ view_handler!(
     "listEvent",
     "Core v1 Events."
 );
+
+/// Service-account files of a pod.
+const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+impl Platform {
+    /// Registers the cluster the platform runs in as `local` (once), from
+    /// the pod's service account, when running inside Kubernetes.
+    pub async fn register_local_cluster(&self) -> anyhow::Result<()> {
+        let Ok(host) = std::env::var("KUBERNETES_SERVICE_HOST") else {
+            return Ok(());
+        };
+        let token_file = format!("{SA_DIR}/token");
+        if !std::path::Path::new(&token_file).exists() {
+            return Ok(());
+        }
+        if sqlx::query("SELECT 1 FROM clusters WHERE name = 'local'")
+            .fetch_optional(&self.store.pool)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_else(|_| "443".into());
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        let cred = Credential {
+            api_server: format!("https://{host}:{port}"),
+            token: String::new(),
+            ca_cert: std::fs::read_to_string(format!("{SA_DIR}/ca.crt")).ok(),
+            insecure_skip_tls_verify: false,
+            token_file: Some(token_file),
+        };
+        let (phase, version, ok, message) = match verify(&cred).await {
+            Ok(v) => ("Running", v, true, "in-cluster service account".to_string()),
+            Err(e) => ("Failed", String::new(), false, e.message),
+        };
+        let id = new_id();
+        let mut tx = self.store.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO clusters (id, name, display_name, api_server, credential, version, phase, \
+             conditions, last_seen, created_at) VALUES ($1,'local','Local cluster',$2,$3,$4,$5,$6,$7,$8)",
+        )
+        .bind(&id)
+        .bind(&cred.api_server)
+        .bind(self.secrets.seal(&serde_json::to_vec(&cred)?))
+        .bind(version)
+        .bind(phase)
+        .bind(serde_json::to_string(&reachable(&message, ok))?)
+        .bind(ok.then(now_rfc3339))
+        .bind(now_rfc3339())
+        .execute(&mut *tx)
+        .await?;
+        super::audit::record_as(
+            &mut tx,
+            "system",
+            "createCluster",
+            "cluster",
+            &id,
+            serde_json::json!({"name": "local", "api_server": cred.api_server}),
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(api_server = %cred.api_server, "platform: registered the local cluster");
+        Ok(())
+    }
+}

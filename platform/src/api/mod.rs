@@ -57,22 +57,36 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 
 fn json_error(e: JsonRejection) -> ApiError {
     let text = e.body_text();
-    let field = regex::Regex::new(r"(?:missing|unknown) field `([^`]+)`")
-        .ok()
-        .and_then(|re| re.captures(&text).map(|c| c[1].to_string()))
-        .or_else(|| {
-            // "invalid type ... at line 1 column 20" carries no name; serde's
-            // path is in the message as `field: ...` for nested errors.
-            text.split_once(": ")
-                .and_then(|(head, _)| head.rsplit(' ').next().map(str::to_string))
-                .filter(|f| {
-                    f.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-                })
-        });
     let mut err = ApiError::bad_request(format!("invalid JSON body: {text}"));
-    err.field = field;
+    err.field = field_of(&text);
     err
+}
+
+/// The field a serde error is about: axum reports data errors as
+/// `…target type: <path>: <message>` (serde_path_to_error).
+fn field_of(text: &str) -> Option<String> {
+    let detail = text.split_once("target type: ").map(|(_, d)| d)?;
+    let (path, message) = detail.split_once(": ").unwrap_or((".", detail));
+    let is_path = !path.is_empty()
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.[]-/".contains(c));
+    let path = if is_path && path != "." {
+        Some(path)
+    } else {
+        None
+    };
+    let named = regex::Regex::new(r"(?:missing|unknown) field `([^`]+)`")
+        .ok()
+        .and_then(|re| re.captures(message).map(|c| c[1].to_string()));
+    match (path, named) {
+        // serde_path_to_error puts an unknown field in the path already.
+        (Some(p), Some(n)) if p == n || p.ends_with(&format!(".{n}")) => Some(p.to_string()),
+        (Some(p), Some(n)) => Some(format!("{p}.{n}")),
+        (None, Some(n)) => Some(n),
+        (Some(p), None) => Some(p.to_string()),
+        (None, None) => None,
+    }
 }
 
 /// All `/api/platform/v1` routes.
@@ -137,4 +151,40 @@ pub fn router() -> Router<Arc<Platform>> {
         .route(&p("/audit"), get(audit::list_audit))
         .merge(businesses::routes())
         .merge(clusters::routes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field_of;
+
+    #[test]
+    fn serde_errors_name_the_field() {
+        let pre = "Failed to deserialize the JSON body into the target type: ";
+        assert_eq!(
+            field_of(&format!("{pre}missing field `name` at line 1 column 2")).as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            field_of(&format!(
+                "{pre}colour: unknown field `colour`, expected one of `name`"
+            ))
+            .as_deref(),
+            Some("colour")
+        );
+        assert_eq!(
+            field_of(&format!(
+                "{pre}roles: invalid type: string \"x\", expected a sequence"
+            ))
+            .as_deref(),
+            Some("roles")
+        );
+        assert_eq!(
+            field_of(&format!("{pre}quotas.c1: missing field `hard`")).as_deref(),
+            Some("quotas.c1.hard")
+        );
+        assert_eq!(
+            field_of("Failed to parse the request body as JSON: EOF"),
+            None
+        );
+    }
 }
