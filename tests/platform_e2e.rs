@@ -427,7 +427,6 @@ fn namespaces_in(v: &Value) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "needs the aggregator's query API and the lead's wiring of Platform::scope_router around /api/v1 and /loki/api/v1 in src/stack.rs"]
 fn a_tenants_promql_for_another_business_namespace_returns_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
