@@ -92,6 +92,11 @@ fn node_metrics_agree_with_node_exporter() {
             (v - lo).abs().min((v - hi).abs()) <= 0.01 * mem_total
         } else if name.starts_with("node_load") {
             (v - lo).abs().min((v - hi).abs()) <= 0.5 + 0.1 * hi
+        } else if name == "node_filefd_allocated" {
+            // Open file handles of the whole machine move with every process
+            // other tests start in parallel: 20% (documented in
+            // docs/collector.md).
+            (v - lo).abs().min((v - hi).abs()) <= 0.2 * hi.abs() + 64.0
         } else if name.starts_with("node_procs_") || name == "node_disk_io_now" {
             (v - hi).abs() <= 16.0
         } else if name.starts_with("node_filesystem_") {
