@@ -203,7 +203,7 @@ mod tests {
         Record {
             rid,
             ts: 1_714_557_600_000_000_000,
-            labels: Labels::from_pairs([("app", "x")]),
+            labels: Arc::new(Labels::from_pairs([("app", "x")])),
             line: format!("line {rid}"),
         }
     }
