@@ -251,8 +251,8 @@ fn every_line_reaches_every_sink_exactly_once() {
     };
     let logs = root.as_path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
-    let (mut kafka, kport) = start_kafka(root.as_path());
-    let (mut es, esport) = start_es_standin(root.as_path());
+    let (kafka, kport) = start_kafka(root.as_path());
+    let (es, esport) = start_es_standin(root.as_path());
     let brokers = format!("127.0.0.1:{kport}");
     create_topic(&brokers);
     let agg_dir = root.as_path().join("agg");
@@ -389,5 +389,5 @@ fn every_line_reaches_every_sink_exactly_once() {
     }
     check_bounded("Elasticsearch stand-in", &es_numbers);
     check_bounded("Kafka", &from_kafka);
-    drop((&mut kafka, &mut es));
+    drop((kafka, es));
 }
