@@ -417,3 +417,99 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A minimal websocket client (RFC 6455 handshake, unmasked server text
+/// frames), enough to follow `/loki/api/v1/tail`.
+struct WsClient {
+    stream: std::net::TcpStream,
+}
+
+impl WsClient {
+    fn connect(addr: &str, path_and_query: &str) -> Result<WsClient, String> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut b).unwrap();
+            head.push(b[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_string();
+        if head.starts_with("HTTP/1.1 101") {
+            Ok(WsClient { stream })
+        } else {
+            Err(head)
+        }
+    }
+
+    /// Next text message.
+    fn next_text(&mut self) -> String {
+        use std::io::Read;
+        loop {
+            let mut h = [0u8; 2];
+            self.stream.read_exact(&mut h).unwrap();
+            let opcode = h[0] & 0x0f;
+            let mut len = (h[1] & 0x7f) as u64;
+            if len == 126 {
+                let mut e = [0u8; 2];
+                self.stream.read_exact(&mut e).unwrap();
+                len = u16::from_be_bytes(e) as u64;
+            } else if len == 127 {
+                let mut e = [0u8; 8];
+                self.stream.read_exact(&mut e).unwrap();
+                len = u64::from_be_bytes(e);
+            }
+            let mut payload = vec![0u8; len as usize];
+            self.stream.read_exact(&mut payload).unwrap();
+            if opcode == 1 {
+                return String::from_utf8(payload).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn tail_streams_history_then_live_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let tw = Tidewatch::start("aggregator", dir.path(), &[]);
+    let t0 = now_ns();
+    let line = |i: i64, text: &str| json!([(t0 + i).to_string(), text]);
+    let (s, _) = push_json(
+        &tw,
+        &json!({"streams": [{"stream": {"app": "tail"}, "values": [line(0, "old error"), line(1, "old info")]}]}),
+    );
+    assert_eq!(s, 204);
+    let q = "/loki/api/v1/tail?query=%7Bapp%3D%22tail%22%7D%20%7C%3D%20%22error%22";
+    let mut ws = WsClient::connect(&tw.addr, q).unwrap();
+    let first: Value = serde_json::from_str(&ws.next_text()).unwrap();
+    assert_eq!(first["streams"][0]["stream"], json!({"app": "tail"}));
+    assert_eq!(first["streams"][0]["values"][0][1], "old error");
+    // Live lines (after the subscription), filtered by the query.
+    let (s, _) = push_json(
+        &tw,
+        &json!({"streams": [{"stream": {"app": "tail"}, "values": [line(2, "new info"), line(3, "new error")]}]}),
+    );
+    assert_eq!(s, 204);
+    let live: Value = serde_json::from_str(&ws.next_text()).unwrap();
+    assert_eq!(
+        live["streams"][0]["values"],
+        json!([[(t0 + 3).to_string(), "new error"]])
+    );
+    // A metric query cannot be tailed.
+    let err = WsClient::connect(
+        &tw.addr,
+        "/loki/api/v1/tail?query=rate(%7Bapp%3D%22tail%22%7D%5B1m%5D)",
+    )
+    .err()
+    .unwrap();
+    assert!(err.starts_with("HTTP/1.1 400"), "{err}");
+}

@@ -34,6 +34,9 @@ pub struct PartFile {
     pub last_seq: u64,
 }
 
+/// Receives `(stream, timestamp, line)` of selected rows.
+pub type RowSink<'a> = &'a mut dyn FnMut(&Arc<Stream>, i64, &Arc<str>);
+
 /// Result of an append.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
@@ -376,7 +379,7 @@ impl Store {
         start: i64,
         end: i64,
         matches: &dyn Fn(&Stream) -> bool,
-        f: &mut dyn FnMut(&Arc<Stream>, i64, &Arc<str>),
+        f: RowSink<'_>,
     ) -> anyhow::Result<()> {
         let partition_ns = self.config.partition.as_nanos() as i64;
         let files = files_in(&self.parts.read(), start, end, partition_ns);

@@ -162,6 +162,92 @@ impl EsSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tidewatch_common::Labels;
+
+    /// A scripted bulk endpoint (a protocol-level stand-in for
+    /// Elasticsearch): answers the n-th request with `script[n]`.
+    async fn scripted(script: Vec<(u16, serde_json::Value)>) -> (String, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        let app = axum::Router::new().route(
+            "/_bulk",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                let n = c.fetch_add(1, Ordering::SeqCst);
+                // Basic auth of elastic:secret.
+                assert_eq!(
+                    headers.get("authorization").and_then(|v| v.to_str().ok()),
+                    Some("Basic ZWxhc3RpYzpzZWNyZXQ=")
+                );
+                let (status, json) = script[n.min(script.len() - 1)].clone();
+                // Every action names an _id derived from the record id.
+                assert!(body.contains("\"_id\""), "{body}");
+                async move {
+                    (
+                        axum::http::StatusCode::from_u16(status).unwrap(),
+                        [("x-elastic-product", "Elasticsearch")],
+                        axum::Json(json),
+                    )
+                }
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        (url, calls)
+    }
+
+    fn rec(rid: u64) -> Record {
+        Record {
+            rid,
+            ts: 1_714_557_600_000_000_000,
+            labels: Arc::new(Labels::from_pairs([("app", "x")])),
+            line: format!("line {rid}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn item_failures_are_retried_or_dead_lettered() {
+        let item = |st: u16| serde_json::json!({"index": {"status": st, "error": {"type": "x"}}});
+        let (url, calls) = scripted(vec![
+            (429, serde_json::json!({"error": "too many requests"})),
+            (
+                200,
+                serde_json::json!({"errors": true, "items": [item(201), item(429), item(400)]}),
+            ),
+            (
+                200,
+                serde_json::json!({"errors": false, "items": [item(201)]}),
+            ),
+        ])
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let m = SinkMetrics::default();
+        let mut sink = EsSink::new(
+            &[url],
+            "logs-%Y.%m.%d",
+            Some("elastic"),
+            Some("secret"),
+            3,
+            DeadLetter::new(dir.path(), m.clone()),
+            m.clone(),
+        )
+        .unwrap();
+        let records = [rec(1), rec(2), rec(3)];
+        // A whole-request 429 fails the batch (the pipeline backs off and retries).
+        assert!(sink.send(&records).await.unwrap_err().contains("429"));
+        sink.send(&records).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(m.sent.get(), 2);
+        assert_eq!(m.item_retries.get(), 1);
+        assert_eq!(m.dead_lettered.get(), 1);
+        assert_eq!(m.failures.get(), 1);
+        let dead = std::fs::read_to_string(dir.path().join("dead-letter.ndjson")).unwrap();
+        assert_eq!(dead.lines().count(), 1);
+        assert!(dead.contains("line 3"), "{dead}");
+    }
 
     #[test]
     fn index_pattern() {

@@ -38,7 +38,7 @@ impl LokiSink {
     pub async fn send(&mut self, records: &[Record]) -> Result<(), String> {
         let mut streams: BTreeMap<&Labels, Vec<EntryAdapter>> = BTreeMap::new();
         for r in records {
-            streams.entry(&r.labels).or_default().push(EntryAdapter {
+            streams.entry(&*r.labels).or_default().push(EntryAdapter {
                 timestamp: Some(Timestamp::from_nanos(r.ts)),
                 line: r.line.clone(),
                 structured_metadata: Vec::new(),

@@ -241,8 +241,9 @@ pub async fn deliver(
         };
         let mut records: Vec<Record> = Vec::with_capacity(batch.records.len());
         let mut max_rid = 0;
+        let mut cache = std::collections::HashMap::new();
         for p in &batch.records {
-            match record::decode(p) {
+            match record::decode_cached(p, &mut cache) {
                 Some(r) if stale.contains(r.rid) => {
                     metrics.stale_dropped.inc();
                 }

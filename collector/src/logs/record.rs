@@ -1,6 +1,9 @@
 //! A log record as it travels from a tailer through the disk buffers to the
 //! sinks, and its compact binary encoding (the buffer payload).
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use tidewatch_common::Labels;
 use tidewatch_common::labels::Label;
 
@@ -13,8 +16,8 @@ pub struct Record {
     pub rid: u64,
     /// Nanoseconds since the epoch.
     pub ts: i64,
-    /// Stream labels.
-    pub labels: Labels,
+    /// Stream labels (shared by the records of one stream in a batch).
+    pub labels: Arc<Labels>,
     /// The record text.
     pub line: String,
 }
@@ -42,24 +45,54 @@ fn put(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Decodes a record; `None` for a corrupt payload.
-pub fn decode(mut b: &[u8]) -> Option<Record> {
+pub fn decode(b: &[u8]) -> Option<Record> {
+    decode_cached(b, &mut HashMap::new())
+}
+
+/// Decodes a record, sharing label sets already seen in `cache` (keyed by
+/// their encoded bytes), so a batch allocates each stream's labels once.
+pub fn decode_cached<'a>(
+    b: &'a [u8],
+    cache: &mut HashMap<&'a [u8], Arc<Labels>>,
+) -> Option<Record> {
     let rid = u64::from_le_bytes(b.get(..8)?.try_into().ok()?);
     let ts = i64::from_le_bytes(b.get(8..16)?.try_into().ok()?);
     let n = u16::from_le_bytes(b.get(16..18)?.try_into().ok()?) as usize;
-    b = &b[18..];
-    let mut labels = Vec::with_capacity(n);
-    for _ in 0..n {
-        let name = take(&mut b)?;
-        let value = take(&mut b)?;
-        labels.push(Label { name, value });
+    let mut rest = &b[18..];
+    let start = rest;
+    for _ in 0..2 * n {
+        skip(&mut rest)?;
     }
-    let line = take(&mut b)?;
+    let raw = &start[..start.len() - rest.len()];
+    let labels = match cache.get(raw) {
+        Some(l) => l.clone(),
+        None => {
+            let mut r = raw;
+            let mut labels = Vec::with_capacity(n);
+            for _ in 0..n {
+                let name = take(&mut r)?;
+                let value = take(&mut r)?;
+                labels.push(Label { name, value });
+            }
+            let l = Arc::new(Labels::from_sorted_unchecked(labels));
+            cache.insert(raw, l.clone());
+            l
+        }
+    };
+    let line = take(&mut rest)?;
     Some(Record {
         rid,
         ts,
-        labels: Labels::from_sorted_unchecked(labels),
+        labels,
         line,
     })
+}
+
+fn skip(b: &mut &[u8]) -> Option<()> {
+    let n = u32::from_le_bytes(b.get(..4)?.try_into().ok()?) as usize;
+    b.get(4..4 + n)?;
+    *b = &b[4 + n..];
+    Some(())
 }
 
 fn take(b: &mut &[u8]) -> Option<String> {
@@ -83,7 +116,7 @@ mod tests {
         let r = Record {
             rid: 7 << 40 | 3,
             ts: 1_700_000_000_000_000_001,
-            labels: Labels::from_pairs([("pod", "p"), ("namespace", "ns")]),
+            labels: Arc::new(Labels::from_pairs([("pod", "p"), ("namespace", "ns")])),
             line: "hello ✓".into(),
         };
         let mut buf = Vec::new();

@@ -369,10 +369,9 @@ impl Tailer {
         let mut read_any = false;
         if size > t.read_off {
             let want = ((size - t.read_off) as usize).min(self.buf.len());
-            let n = match f.read_at(&mut self.buf[..want], t.read_off) {
-                Ok(n) => n,
-                Err(_) => 0,
-            };
+            let n = f
+                .read_at(&mut self.buf[..want], t.read_off)
+                .unwrap_or_default();
             if n > 0 {
                 read_any = true;
                 let data = &self.buf[..n];

@@ -174,8 +174,8 @@ fn log_query(store: &Store, l: &LogExpr, p: Params) -> Result<Vec<StreamResult>,
 
 fn truncate(all: &mut Vec<(i64, usize, String)>, limit: usize, dir: Direction) {
     match dir {
-        Direction::Backward => all.sort_by(|a, b| b.0.cmp(&a.0)),
-        Direction::Forward => all.sort_by(|a, b| a.0.cmp(&b.0)),
+        Direction::Backward => all.sort_by_key(|e| std::cmp::Reverse(e.0)),
+        Direction::Forward => all.sort_by_key(|e| e.0),
     }
     all.truncate(limit);
 }
