@@ -1,6 +1,6 @@
 /** A dialog with a title, used for create/edit forms. */
 import type { ComponentChildren } from 'preact';
-import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
+import { useLayoutEffect, useRef } from 'preact/hooks';
 import { t } from '../i18n';
 
 export function Modal({ title, onClose, children }: { title: string; onClose: () => void; children: ComponentChildren }) {
@@ -12,11 +12,16 @@ export function Modal({ title, onClose, children }: { title: string; onClose: ()
     ref.current?.querySelector<HTMLElement>('input, select, textarea')?.focus();
     return () => before?.focus?.();
   }, []);
-  useEffect(() => {
-    const k = (e: KeyboardEvent) => e.key === 'Escape' && onClose();
+  // Listen for Escape from the moment the dialog is in the DOM (a layout
+  // effect, not a passive one that may run frames later), always calling the
+  // latest onClose.
+  const close = useRef(onClose);
+  close.current = onClose;
+  useLayoutEffect(() => {
+    const k = (e: KeyboardEvent) => e.key === 'Escape' && close.current();
     addEventListener('keydown', k);
     return () => removeEventListener('keydown', k);
-  }, [onClose]);
+  }, []);
   return (
     <div class="modal-backdrop" onClick={(e) => e.target === e.currentTarget && onClose()}>
       <div class="modal" role="dialog" aria-modal="true" aria-label={title} ref={ref}>
