@@ -111,14 +111,22 @@ fn validate_rule(p: &AlarmPolicy, r: &PolicyRule) -> Result<(), (String, String)
     }
     let def = compile_rule(p, r);
     if let Some(e) = crate::rules::file::check_rule(&def).into_iter().next() {
-        let field = if e.starts_with("label") { "severity" } else { "summary" };
+        let field = if e.starts_with("label") {
+            "severity"
+        } else {
+            "summary"
+        };
         return Err((field.into(), e));
     }
     Ok(())
 }
 
 fn rule_name<'a>(p: &'a AlarmPolicy, r: &'a PolicyRule) -> &'a str {
-    if r.alert.is_empty() { &p.name } else { &r.alert }
+    if r.alert.is_empty() {
+        &p.name
+    } else {
+        &r.alert
+    }
 }
 
 /// The notify settings every rule of a policy carries as annotations.
