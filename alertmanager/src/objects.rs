@@ -157,6 +157,26 @@ pub struct AlarmMetric {
     pub unit: String,
 }
 
+/// A raw PromQL alerting rule of an alarm policy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRule {
+    /// Alert name (a metric-style name); empty: the policy's name.
+    #[serde(default)]
+    pub alert: String,
+    /// PromQL expression; every result sample is an alert.
+    pub expr: String,
+    /// How long the expression must hold (`5m`); empty: fires at once.
+    #[serde(default, rename = "for")]
+    pub for_: String,
+    /// The `severity` label (empty: none).
+    #[serde(default)]
+    pub severity: String,
+    /// The `summary` annotation (Go template: `{{ $labels.x }}`, `{{ $value }}`).
+    #[serde(default)]
+    pub summary: String,
+}
+
 /// A TKEStack alarm policy.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -183,8 +203,13 @@ pub struct AlarmPolicy {
     pub workload_type: String,
     /// Statistics period in seconds.
     pub statistics_period: u64,
-    /// Metrics and thresholds.
+    /// Metrics and thresholds (TKEStack template mode).
+    #[serde(default)]
     pub metrics: Vec<AlarmMetric>,
+    /// Raw PromQL alerting rules (the dashboards' PromQL mode), compiled
+    /// into the same group beside the template metrics.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<PolicyRule>,
     /// Receivers to notify.
     #[serde(default)]
     pub receivers: Vec<String>,

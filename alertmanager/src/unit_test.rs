@@ -5,7 +5,6 @@
 //! otherwise, like `promtool test rules`.
 
 pub mod series;
-pub mod storage;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +21,7 @@ use tidewatch_promql::Engine;
 use crate::rules::file;
 use crate::rules::group::{AlertState, Group};
 use crate::rules::querier::{EngineQuerier, Querier};
-use storage::TestStorage;
+use tidewatch_promql::memory::MemStorage;
 
 /// Options of `promtool test rules`.
 #[derive(Clone, Debug)]
@@ -218,10 +217,10 @@ fn check_features(expr: &str, opts: &Options) -> Result<(), String> {
 }
 
 /// Builds the querier a test group evaluates with over its storage.
-pub type QuerierFactory = dyn Fn(Arc<TestStorage>) -> Box<dyn Querier> + Send + Sync;
+pub type QuerierFactory = dyn Fn(Arc<MemStorage>) -> Box<dyn Querier> + Send + Sync;
 
 /// The PromQL engine over the test storage.
-pub fn engine_querier(storage: Arc<TestStorage>) -> Box<dyn Querier> {
+pub fn engine_querier(storage: Arc<MemStorage>) -> Box<dyn Querier> {
     Box::new(EngineQuerier {
         engine: Engine::default(),
         storage,
@@ -350,15 +349,21 @@ async fn run_group(
         Some(s) => dur_ms(s, "interval").map_err(|e| vec![format!("    {e}")])?,
         None => eval_interval.as_millis() as i64,
     };
-    let storage = Arc::new(TestStorage::default());
+    let storage = Arc::new(MemStorage::new());
     for s in &tg.input_series {
         let labels = series::parse_labels(&s.series).map_err(|e| vec![format!("    {e}")])?;
-        let vals = series::expand(&s.values).map_err(|e| vec![format!("    {}: {e}", s.series)])?;
-        for (i, v) in vals.into_iter().enumerate() {
-            if let Some(v) = v {
-                storage.append(&labels, mint + i as i64 * interval, v);
-            }
+        if series::is_native_histogram(&s.values) {
+            // Validated, not loaded: the storage holds floats only.
+            series::count_native_histograms(&s.values)
+                .map_err(|e| vec![format!("    {}: {e}", s.series)])?;
+            continue;
         }
+        let vals = series::expand(&s.values).map_err(|e| vec![format!("    {}: {e}", s.series)])?;
+        let samples = vals
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.map(|v| (mint + i as i64 * interval, v)));
+        storage.append(labels, samples);
     }
     for t in &tg.promql_expr_test {
         check_features(&t.expr, opts).map_err(|e| vec![format!("    expr: {e}")])?;
@@ -388,7 +393,7 @@ async fn run_group(
                 .eval(q.as_ref(), mint + ts, &tg.external_labels, &tg.external_url)
                 .await;
             for (l, v) in out.series {
-                storage.append(&l, mint + ts, v);
+                storage.append(l, [(mint + ts, v)]);
             }
             for e in out.errors {
                 eval_errs.push(format!("    {e}, time: {}", fmt_dur(ts)));

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use promql_parser::label::{MatchOp, Matcher};
 use promql_parser::parser::{Expr, parse};
 use tidewatch_alertmanager::rules::querier::{Querier, QueryFuture, Sample};
-use tidewatch_alertmanager::unit_test::storage::TestStorage;
 use tidewatch_alertmanager::unit_test::{Options, run_file_with};
+use tidewatch_promql::memory::MemStorage;
 use tidewatch_promql::storage::{SelectRequest, Storage, is_stale_nan};
 
-struct Tiny(Arc<TestStorage>);
+struct Tiny(Arc<MemStorage>);
 
 impl Tiny {
     async fn select(&self, e: &Expr, t: i64) -> Result<Vec<Sample>, String> {
@@ -77,7 +77,7 @@ impl Querier for Tiny {
     }
 }
 
-fn tiny(s: Arc<TestStorage>) -> Box<dyn Querier> {
+fn tiny(s: Arc<MemStorage>) -> Box<dyn Querier> {
     Box::new(Tiny(s))
 }
 

@@ -179,7 +179,8 @@ pub fn check(f: &RuleFile) -> Vec<String> {
     errs
 }
 
-fn check_rule(r: &RuleDef) -> Vec<String> {
+/// The `promtool check rules` checks of one rule.
+pub(crate) fn check_rule(r: &RuleDef) -> Vec<String> {
     let mut errs = Vec::new();
     match (&r.record, &r.alert) {
         (Some(_), Some(_)) => errs.push("only one of 'record' and 'alert' must be set".into()),

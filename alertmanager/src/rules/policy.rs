@@ -1,11 +1,13 @@
 //! TKEStack alarm policies compiled to Prometheus rule groups exactly as
 //! TKEStack does: interval = statistics period, one alerting rule per
 //! metric named after it, `for` = period × continue periods, the policy's
-//! notify settings carried in annotations.
+//! notify settings carried in annotations. Raw PromQL rules of a policy
+//! (the dashboards' PromQL mode) join the same group as written, with the
+//! same notify annotations.
 
 use std::collections::BTreeMap;
 
-use crate::objects::AlarmPolicy;
+use crate::objects::{AlarmPolicy, PolicyRule};
 use crate::rules::file::{GroupDef, RuleDef};
 
 /// Checks a policy; errors are `(field, message)`.
@@ -41,8 +43,14 @@ pub fn validate(p: &AlarmPolicy) -> Result<(), (String, String)> {
     if p.statistics_period == 0 {
         return bad("statistics_period", "must be greater than 0".into());
     }
-    if p.metrics.is_empty() {
-        return bad("metrics", "at least one metric is required".into());
+    if p.metrics.is_empty() && p.rules.is_empty() {
+        return bad(
+            "metrics",
+            "at least one metric (or one PromQL rule in rules) is required".into(),
+        );
+    }
+    for (i, r) in p.rules.iter().enumerate() {
+        validate_rule(p, r).map_err(|(f, m)| (format!("rules[{i}].{f}"), m))?;
     }
     for (i, m) in p.metrics.iter().enumerate() {
         let f = |x: &str| format!("metrics[{i}].{x}");
@@ -78,6 +86,98 @@ pub fn validate(p: &AlarmPolicy) -> Result<(), (String, String)> {
         }
     }
     Ok(())
+}
+
+/// Checks one raw PromQL rule; the field is relative to the rule.
+fn validate_rule(p: &AlarmPolicy, r: &PolicyRule) -> Result<(), (String, String)> {
+    let name = rule_name(p, r);
+    if !tidewatch_common::labels::is_valid_metric_name(name) {
+        let why = if r.alert.is_empty() {
+            format!("required: the policy name {name:?} is not a valid alert name")
+        } else {
+            format!("invalid alert name {name:?} (letters, digits, _ and :)")
+        };
+        return Err(("alert".into(), why));
+    }
+    if r.expr.trim().is_empty() {
+        return Err(("expr".into(), "must not be empty".into()));
+    }
+    if let Err(e) = promql_parser::parser::parse(&r.expr) {
+        return Err(("expr".into(), format!("could not parse {:?}: {e}", r.expr)));
+    }
+    if !r.for_.is_empty() {
+        tidewatch_common::duration::parse_duration(&r.for_)
+            .map_err(|e| ("for".to_string(), format!("{:?}: {e}", r.for_)))?;
+    }
+    let def = compile_rule(p, r);
+    if let Some(e) = crate::rules::file::check_rule(&def).into_iter().next() {
+        let field = if e.starts_with("label") {
+            "severity"
+        } else {
+            "summary"
+        };
+        return Err((field.into(), e));
+    }
+    Ok(())
+}
+
+fn rule_name<'a>(p: &'a AlarmPolicy, r: &'a PolicyRule) -> &'a str {
+    if r.alert.is_empty() {
+        &p.name
+    } else {
+        &r.alert
+    }
+}
+
+/// The notify settings every rule of a policy carries as annotations.
+fn notify_annotations(p: &AlarmPolicy) -> Vec<(&'static str, String)> {
+    let ways: Vec<String> = p
+        .notify_ways
+        .iter()
+        .map(|w| format!("{}:{}", w.channel, w.template))
+        .collect();
+    vec![
+        ("receivers", p.receivers.join(",")),
+        ("receiverGroups", p.receiver_groups.join(",")),
+        ("notifyWay", ways.join(",")),
+        ("alarmPolicyType", p.policy_type.clone()),
+        ("alarmObjectsType", p.objects_type.clone()),
+        ("alarmObjects", p.objects.join(",")),
+    ]
+}
+
+/// A raw PromQL rule as written, with the policy's labels and notify
+/// annotations.
+fn compile_rule(p: &AlarmPolicy, r: &PolicyRule) -> RuleDef {
+    let name = rule_name(p, r).to_string();
+    let mut annotations: BTreeMap<String, String> = notify_annotations(p)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    annotations.insert("metricDisplayName".into(), name.clone());
+    annotations.insert("value".into(), "{{ $value }}".into());
+    if !r.summary.is_empty() {
+        annotations.insert("summary".into(), r.summary.clone());
+    }
+    let mut labels: BTreeMap<String, String> = [
+        ("alarmPolicyName", p.name.clone()),
+        ("version", p.version.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    if !r.severity.is_empty() {
+        labels.insert("severity".into(), r.severity.clone());
+    }
+    RuleDef {
+        record: None,
+        alert: Some(name),
+        expr: r.expr.clone(),
+        for_: (!r.for_.is_empty()).then(|| r.for_.clone()),
+        keep_firing_for: None,
+        labels,
+        annotations,
+    }
 }
 
 fn quote(v: &str) -> String {
@@ -131,13 +231,6 @@ pub fn compile(p: &AlarmPolicy) -> GroupDef {
             } else {
                 format!("{}{{{}}} {op} {value}", m.metric_name, filter.join(","))
             };
-            let receivers = p.receivers.join(",");
-            let groups = p.receiver_groups.join(",");
-            let ways: Vec<String> = p
-                .notify_ways
-                .iter()
-                .map(|w| format!("{}:{}", w.channel, w.template))
-                .collect();
             let value_tpl = if m.unit == "%" {
                 "{{ printf \"%.2f\" $value }}"
             } else {
@@ -157,15 +250,10 @@ pub fn compile(p: &AlarmPolicy) -> GroupDef {
                         m.display_name.clone()
                     },
                 ),
-                ("receivers", receivers),
-                ("receiverGroups", groups),
-                ("notifyWay", ways.join(",")),
-                ("alarmPolicyType", p.policy_type.clone()),
-                ("alarmObjectsType", p.objects_type.clone()),
-                ("alarmObjects", p.objects.join(",")),
                 ("value", value_tpl.to_string()),
             ]
             .into_iter()
+            .chain(notify_annotations(p))
             .map(|(k, v)| (k.to_string(), v))
             .collect();
             let labels: BTreeMap<String, String> = [
@@ -189,6 +277,7 @@ pub fn compile(p: &AlarmPolicy) -> GroupDef {
                 annotations,
             }
         })
+        .chain(p.rules.iter().map(|r| compile_rule(p, r)))
         .collect();
     GroupDef {
         name: p.name.clone(),
@@ -245,6 +334,7 @@ mod tests {
                 channel: "mail".into(),
                 template: "t".into(),
             }],
+            rules: vec![],
             version: 2,
         };
         validate(&p).unwrap();
@@ -267,5 +357,56 @@ mod tests {
             "{:?}",
             crate::rules::file::check(&f)
         );
+    }
+
+    #[test]
+    fn raw_promql_rules_validate_and_compile_beside_metrics() {
+        let rule = |alert: &str, expr: &str, for_: &str| PolicyRule {
+            alert: alert.into(),
+            expr: expr.into(),
+            for_: for_.into(),
+            severity: "critical".into(),
+            summary: "{{ $labels.job }} down".into(),
+        };
+        let mut p: AlarmPolicy = serde_json::from_value(serde_json::json!({
+            "name": "raw", "type": "cluster", "statistics_period": 30, "metrics": [],
+            "rules": [{"alert": "TargetDown", "expr": "up == 0", "for": "2m",
+                       "severity": "critical", "summary": "{{ $labels.job }} down"}],
+        }))
+        .unwrap();
+        validate(&p).unwrap();
+        let g = compile(&p);
+        assert_eq!(g.rules.len(), 1);
+        let r = &g.rules[0];
+        assert_eq!(r.alert.as_deref(), Some("TargetDown"));
+        assert_eq!(r.expr, "up == 0");
+        assert_eq!(r.for_.as_deref(), Some("2m"));
+        assert_eq!(r.labels["severity"], "critical");
+        assert_eq!(r.labels["alarmPolicyName"], "raw");
+        assert_eq!(r.annotations["summary"], "{{ $labels.job }} down");
+
+        for (bad, field) in [
+            (rule("TargetDown", "up ==", "1m"), "rules[0].expr"),
+            (rule("TargetDown", "up == 0", "soon"), "rules[0].for"),
+            (rule("target down", "up == 0", "1m"), "rules[0].alert"),
+            (rule("", "up == 0", "1m"), "rules[0].alert"),
+            (rule("TargetDown", " ", "1m"), "rules[0].expr"),
+        ] {
+            p.name = "raw policy".into();
+            p.rules = vec![bad];
+            assert_eq!(validate(&p).unwrap_err().0, field);
+        }
+        p.rules = vec![PolicyRule {
+            summary: "{{ $labels.job".into(),
+            ..rule("TargetDown", "up == 0", "")
+        }];
+        assert_eq!(validate(&p).unwrap_err().0, "rules[0].summary");
+        p.rules.clear();
+        assert_eq!(validate(&p).unwrap_err().0, "metrics");
+        let unknown = serde_json::from_value::<AlarmPolicy>(serde_json::json!({
+            "name": "raw", "type": "cluster", "statistics_period": 30,
+            "rules": [{"expr": "up", "sevrity": "x"}],
+        }));
+        assert!(unknown.is_err());
     }
 }
