@@ -145,3 +145,20 @@ fn default_config_round_trips_through_config_check() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn configuration_doc_shows_the_current_defaults() {
+    let out = Command::new(tidewatch_bin())
+        .args(["config", "default"])
+        .output()
+        .unwrap();
+    let current = String::from_utf8(out.stdout).unwrap();
+    let doc = std::fs::read_to_string(support::repo_root().join("docs/configuration.md")).unwrap();
+    let start = doc.rfind("```yaml\n").expect("a yaml block in docs/configuration.md") + 8;
+    let end = start + doc[start..].find("```").unwrap();
+    assert_eq!(
+        &doc[start..end],
+        current,
+        "docs/configuration.md is stale: regenerate its example with `tidewatch config default`"
+    );
+}
