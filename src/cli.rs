@@ -61,6 +61,14 @@ pub struct RunArgs {
     /// Log format: text or json.
     #[arg(long)]
     pub log_format: Option<LogFormat>,
+    /// How long the aggregator keeps metrics (e.g. `15d`, `0s` = forever);
+    /// overrides `aggregator.retention_time`.
+    #[arg(long, value_parser = parse_retention)]
+    pub retention: Option<std::time::Duration>,
+}
+
+fn parse_retention(s: &str) -> Result<std::time::Duration, String> {
+    tidewatch_common::duration::parse_duration(s)
 }
 
 /// `tidewatch config …`.
@@ -182,6 +190,9 @@ fn serve(role: Role, args: RunArgs) -> ExitCode {
     }
     if let Some(f) = args.log_format {
         config.log_format = f;
+    }
+    if let Some(r) = args.retention {
+        config.aggregator.retention_time = r;
     }
     telemetry::init(config.log_format);
     let runtime = match runtime() {

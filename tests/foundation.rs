@@ -104,6 +104,18 @@ fn config_check_names_the_field_and_line() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // Flags are validated too, naming the flag.
+    let out = Command::new(tidewatch_bin())
+        .args(["aggregator", "--retention", "forever"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid value 'forever' for '--retention"),
+        "{err}"
+    );
+
     // A bad config also stops `up` with a non-zero exit before binding.
     let out = Command::new(tidewatch_bin())
         .args(["up", "--config"])
@@ -154,7 +166,10 @@ fn configuration_doc_shows_the_current_defaults() {
         .unwrap();
     let current = String::from_utf8(out.stdout).unwrap();
     let doc = std::fs::read_to_string(support::repo_root().join("docs/configuration.md")).unwrap();
-    let start = doc.rfind("```yaml\n").expect("a yaml block in docs/configuration.md") + 8;
+    let start = doc
+        .rfind("```yaml\n")
+        .expect("a yaml block in docs/configuration.md")
+        + 8;
     let end = start + doc[start..].find("```").unwrap();
     assert_eq!(
         &doc[start..end],
