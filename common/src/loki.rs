@@ -103,32 +103,13 @@ pub struct JsonStream {
     pub values: Vec<Vec<serde_json::Value>>,
 }
 
-/// Errors decoding a push body.
-#[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
-    /// The body is not valid snappy (block format).
-    #[error("snappy decompression failed: {0}")]
-    Snappy(#[from] snap::Error),
-    /// The decompressed bytes are not a valid protobuf message.
-    #[error("protobuf decoding failed: {0}")]
-    Protobuf(#[from] prost::DecodeError),
-    /// The decompressed size exceeds the configured limit.
-    #[error("decompressed body is {size} bytes, over the limit of {limit} bytes")]
-    TooLarge {
-        /// Decompressed size announced by the snappy header.
-        size: usize,
-        /// Configured limit.
-        limit: usize,
-    },
-}
+/// Errors decoding a push body (the same as remote-write's).
+pub use crate::remote_write::DecodeError;
 
 /// Snappy-compresses and encodes a push request (what a sender POSTs with
 /// `Content-Type: application/x-protobuf`).
 pub fn encode_push_request(req: &PushRequest) -> Vec<u8> {
-    let raw = req.encode_to_vec();
-    snap::raw::Encoder::new()
-        .compress_vec(&raw)
-        .expect("snappy compression of an in-memory buffer cannot fail")
+    crate::remote_write::encode_snappy_proto(req)
 }
 
 /// Decodes a snappy-compressed push request, refusing bodies that would
@@ -137,15 +118,7 @@ pub fn decode_push_request(
     body: &[u8],
     max_decompressed: usize,
 ) -> Result<PushRequest, DecodeError> {
-    let size = snap::raw::decompress_len(body)?;
-    if size > max_decompressed {
-        return Err(DecodeError::TooLarge {
-            size,
-            limit: max_decompressed,
-        });
-    }
-    let raw = snap::raw::Decoder::new().decompress_vec(body)?;
-    Ok(PushRequest::decode(raw.as_slice())?)
+    crate::remote_write::decode_snappy_proto(body, max_decompressed)
 }
 
 /// Formats labels as a Loki stream selector: `{a="b", c="d"}` (values

@@ -208,20 +208,21 @@ pub enum DecodeError {
     },
 }
 
-/// Snappy-compresses and encodes a write request (what a sender POSTs).
-pub fn encode_write_request(req: &WriteRequest) -> Vec<u8> {
-    let raw = req.encode_to_vec();
+/// Encodes a protobuf message and snappy-compresses it (block format), as
+/// Prometheus remote-write and Loki push bodies travel.
+pub fn encode_snappy_proto<M: Message>(msg: &M) -> Vec<u8> {
+    let raw = msg.encode_to_vec();
     snap::raw::Encoder::new()
         .compress_vec(&raw)
         .expect("snappy compression of an in-memory buffer cannot fail")
 }
 
-/// Decodes a snappy-compressed write request, refusing bodies that would
+/// Decodes a snappy-compressed protobuf message, refusing bodies that would
 /// decompress to more than `max_decompressed` bytes.
-pub fn decode_write_request(
+pub fn decode_snappy_proto<M: Message + Default>(
     body: &[u8],
     max_decompressed: usize,
-) -> Result<WriteRequest, DecodeError> {
+) -> Result<M, DecodeError> {
     let size = snap::raw::decompress_len(body)?;
     if size > max_decompressed {
         return Err(DecodeError::TooLarge {
@@ -230,7 +231,21 @@ pub fn decode_write_request(
         });
     }
     let raw = snap::raw::Decoder::new().decompress_vec(body)?;
-    Ok(WriteRequest::decode(raw.as_slice())?)
+    Ok(M::decode(raw.as_slice())?)
+}
+
+/// Snappy-compresses and encodes a write request (what a sender POSTs).
+pub fn encode_write_request(req: &WriteRequest) -> Vec<u8> {
+    encode_snappy_proto(req)
+}
+
+/// Decodes a snappy-compressed write request, refusing bodies that would
+/// decompress to more than `max_decompressed` bytes.
+pub fn decode_write_request(
+    body: &[u8],
+    max_decompressed: usize,
+) -> Result<WriteRequest, DecodeError> {
+    decode_snappy_proto(body, max_decompressed)
 }
 
 #[cfg(test)]
