@@ -51,8 +51,18 @@ pub async fn run(role: Role, mut config: Config) -> anyhow::Result<()> {
         )
     })?;
 
-    if role == Role::All {
-        wire_defaults(&mut config, &base_url);
+    // Where the aggregator is: this process in `up`, else
+    // `TIDEWATCH_AGGREGATOR_URL` (set by the Helm chart) for components
+    // deployed alone.
+    let aggregator_url = match std::env::var("TIDEWATCH_AGGREGATOR_URL") {
+        Ok(url) if role != Role::All && !url.is_empty() => {
+            Some(url.trim_end_matches('/').to_string())
+        }
+        _ if role == Role::All => Some(base_url.clone()),
+        _ => None,
+    };
+    if let Some(url) = &aggregator_url {
+        wire_defaults(&mut config, url);
     }
 
     let mut registry = Registry::with_prefix("tidewatch");
@@ -122,7 +132,7 @@ pub async fn run(role: Role, mut config: Config) -> anyhow::Result<()> {
         let c = Collector::start(
             config.collector.clone(),
             tidewatch_collector::Defaults {
-                aggregator_url: base_url.clone(),
+                aggregator_url: aggregator_url.clone().unwrap_or_else(|| base_url.clone()),
                 config_file: config.source.clone(),
             },
             &dir("collector"),
@@ -162,9 +172,9 @@ pub async fn run(role: Role, mut config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// In `up`, components that talk to each other default to this process's own
-/// address: the alert engine queries and writes back through the Prometheus
-/// API and remote-write served on the same listener.
+/// Components that talk to the aggregator default to `base_url` (this
+/// process's own address in `up`): the alert engine queries and writes back
+/// through its Prometheus API and remote-write, the platform posts events.
 fn wire_defaults(config: &mut Config, base_url: &str) {
     config
         .alerting

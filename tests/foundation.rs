@@ -177,3 +177,24 @@ fn configuration_doc_shows_the_current_defaults() {
         "docs/configuration.md is stale: regenerate its example with `tidewatch config default`"
     );
 }
+
+#[test]
+fn a_collector_deployed_alone_ships_to_the_aggregator_named_in_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let agg = Tidewatch::start("aggregator", &dir.path().join("agg"), &[]);
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut cmd = Command::new(tidewatch_bin());
+    cmd.args(["collector", "--listen", &addr, "--data-dir"])
+        .arg(dir.path().join("col"))
+        .env("TIDEWATCH_AGGREGATOR_URL", agg.url(""));
+    let _collector = support::Proc::spawn("collector", cmd, dir.path());
+    support::wait_until(
+        "the collector's node metrics in the aggregator",
+        Duration::from_secs(90),
+        || {
+            let (status, body) = blocking_get(&agg.url("/api/v1/query?query=k8s_node_cpu_usage"));
+            status == 200 && body.contains("\"cluster_id\":\"local\"")
+        },
+    );
+}
