@@ -105,40 +105,7 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
     if let Ok(v) = s.parse::<f64>() {
         return Ok((v * 1000.0).round() as i64);
     }
-    let mut total: i64 = 0;
-    let b = s.as_bytes();
-    let mut i = 0;
-    if b.is_empty() {
-        return Err("empty duration".into());
-    }
-    while i < b.len() {
-        let st = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if st == i {
-            return Err(format!("bad duration {s:?}"));
-        }
-        let n: i64 = s[st..i]
-            .parse()
-            .map_err(|_| format!("bad duration {s:?}"))?;
-        let us = i;
-        while i < b.len() && b[i].is_ascii_alphabetic() {
-            i += 1;
-        }
-        let mult = match &s[us..i] {
-            "ms" => 1,
-            "s" => 1000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 7 * 86_400_000,
-            "y" => 365 * 86_400_000,
-            u => return Err(format!("bad duration unit {u:?} in {s:?}")),
-        };
-        total += n * mult;
-    }
-    Ok(total)
+    tidewatch_common::duration::parse_duration(s).map(|d| d.as_millis() as i64)
 }
 
 /// Splits a series line into its descriptor and the rest.
