@@ -3,9 +3,8 @@
 //! copytruncate), kills the collector with `kill -9` twice, and stops the
 //! sinks for a while (the aggregator killed, Kafka and the Elasticsearch
 //! stand-in frozen with SIGSTOP). At the end every line is in the
-//! aggregator exactly once, and in the Kafka topic and the Elasticsearch
-//! stand-in (osmem, not a real Elasticsearch) with nothing lost and
-//! duplicates bounded (see [`check_bounded`]).
+//! aggregator, in the Kafka topic and in the Elasticsearch stand-in (osmem,
+//! not a real Elasticsearch) exactly once.
 
 mod support;
 
@@ -27,28 +26,6 @@ const TOPIC: &str = "tidewatch-logs";
 const PARTITIONS: i32 = 3;
 /// Records per sink request (per Kafka transaction).
 const BATCH: usize = 500;
-
-/// Kafka and the ES stand-in: nothing lost, and duplicates bounded by two
-/// batches per `kill -9`. About one run in ten shows a few hundred lines from
-/// the batch in flight at a kill delivered twice to one of these two sinks
-/// (never to the aggregator); the cause is not found yet — see "Known gaps"
-/// in docs/logs.md.
-fn check_bounded(what: &str, numbers: &[usize]) {
-    let mut seen: HashMap<usize, usize> = HashMap::new();
-    for &n in numbers {
-        *seen.entry(n).or_default() += 1;
-    }
-    let missing = (0..N).filter(|n| !seen.contains_key(n)).count();
-    assert_eq!(missing, 0, "{what}: {missing} lines missing");
-    let dups = numbers.len() - N;
-    if dups > 0 {
-        eprintln!("{what}: {dups} lines delivered twice (the batch in flight at a kill)");
-    }
-    assert!(
-        dups <= 4 * BATCH,
-        "{what}: {dups} duplicates, more than two batches per kill"
-    );
-}
 
 fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
@@ -387,7 +364,7 @@ fn every_line_reaches_every_sink_exactly_once() {
             eprintln!("copies of line {d}: {r}");
         }
     }
-    check_bounded("Elasticsearch stand-in", &es_numbers);
-    check_bounded("Kafka", &from_kafka);
+    check_exactly_once("Elasticsearch stand-in", &es_numbers);
+    check_exactly_once("Kafka", &from_kafka);
     drop((kafka, es));
 }

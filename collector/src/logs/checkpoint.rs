@@ -6,7 +6,9 @@
 //! mistaken for the old one. The file also holds the delivery bookkeeping
 //! of the pipeline: the process `epoch` (incremented at every start) and
 //! `persisted_rid`, the highest record id whose read position is recorded
-//! here (see [`super::pipeline`]).
+//! here, and the `stale` id ranges: records pushed into the buffers by an
+//! earlier process but never checkpointed, which must never be sent (see
+//! [`super::pipeline`]).
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -38,6 +40,24 @@ pub struct FileCheckpoint {
     pub offset: u64,
 }
 
+/// Record ids pushed into the buffers by one earlier process but never
+/// checkpointed: the tailer re-reads their bytes under new ids, so these
+/// must be discarded wherever a buffer still holds them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaleRange {
+    /// `persisted_rid` when that process died (exclusive lower bound).
+    pub above: u64,
+    /// First rid of the next process (exclusive upper bound).
+    pub below: u64,
+}
+
+impl StaleRange {
+    /// Whether `rid` must be discarded.
+    pub fn contains(&self, rid: u64) -> bool {
+        rid > self.above && rid < self.below
+    }
+}
+
 /// The checkpoint file's content.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoints {
@@ -45,6 +65,10 @@ pub struct Checkpoints {
     pub epoch: u64,
     /// Highest record id covered by the offsets below.
     pub persisted_rid: u64,
+    /// Stale id ranges that some buffer may still hold (kept until every
+    /// buffer has acknowledged past them, across any number of restarts).
+    #[serde(default)]
+    pub stale: Vec<StaleRange>,
     /// Files.
     pub files: Vec<FileCheckpoint>,
 }
@@ -115,6 +139,10 @@ mod tests {
         let c = Checkpoints {
             epoch: 3,
             persisted_rid: 42,
+            stale: vec![StaleRange {
+                above: 7,
+                below: 3 << 40,
+            }],
             files: vec![FileCheckpoint {
                 id: FileId { dev: 1, ino: 2 },
                 fingerprint: 9,

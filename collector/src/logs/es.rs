@@ -1,7 +1,8 @@
 //! The Elasticsearch sink: the `elasticsearch` crate's bulk API, index name
-//! with a date pattern (`logs-%Y.%m.%d`, from the record time), basic auth,
-//! `_id` = record id (so a re-sent record overwrites itself instead of
-//! duplicating). Items the server rejects with 429 or 5xx are retried with
+//! with a date pattern (`logs-%Y.%m.%d`, from the record time), basic auth.
+//! Every record is sent with the `create` action and `_id` = its record id,
+//! so a re-sent record is refused with 409 `version_conflict_engine_exception`
+//! instead of stored twice; that answer counts as delivered. Items the server rejects with 429 or 5xx are retried with
 //! backoff up to `max_item_retries` times; other item failures, and items
 //! out of retries, go to the dead-letter file and are counted. A whole
 //! request failing (connection, 429, 5xx) fails the batch, which the
@@ -84,7 +85,7 @@ impl EsSink {
         while !pending.is_empty() {
             let mut body: Vec<Vec<u8>> = Vec::with_capacity(pending.len() * 2);
             for r in &pending {
-                let action = serde_json::json!({"index": {"_index": index_name(&self.index, r.ts), "_id": format!("{:016x}", r.rid)}});
+                let action = serde_json::json!({"create": {"_index": index_name(&self.index, r.ts), "_id": format!("{:016x}", r.rid)}});
                 body.push(serde_json::to_vec(&action).expect("JSON to memory"));
                 let mut doc = Vec::with_capacity(r.line.len() + 128);
                 document(r, &mut doc);
@@ -136,7 +137,8 @@ impl EsSink {
                     .and_then(|b| b.get("status"))
                     .and_then(|s| s.as_u64())
                     .unwrap_or(0);
-                if (200..300).contains(&st) {
+                if (200..300).contains(&st) || st == 409 {
+                    // 409: a re-sent record, stored by an earlier attempt.
                     self.metrics.sent.inc();
                 } else if (st == 429 || st >= 500) && attempt <= self.max_item_retries {
                     self.metrics.item_retries.inc();
@@ -182,8 +184,12 @@ mod tests {
                     Some("Basic ZWxhc3RpYzpzZWNyZXQ=")
                 );
                 let (status, json) = script[n.min(script.len() - 1)].clone();
-                // Every action names an _id derived from the record id.
-                assert!(body.contains("\"_id\""), "{body}");
+                // Every action is a `create` naming an _id derived from the record id.
+                assert!(
+                    body.contains("\"_id\"") && body.contains("\"create\""),
+                    "{body}"
+                );
+                assert!(!body.contains("\"index\":{"), "{body}");
                 async move {
                     (
                         axum::http::StatusCode::from_u16(status).unwrap(),
@@ -210,12 +216,12 @@ mod tests {
 
     #[tokio::test]
     async fn item_failures_are_retried_or_dead_lettered() {
-        let item = |st: u16| serde_json::json!({"index": {"status": st, "error": {"type": "x"}}});
+        let item = |st: u16| serde_json::json!({"create": {"status": st, "error": {"type": "x"}}});
         let (url, calls) = scripted(vec![
             (429, serde_json::json!({"error": "too many requests"})),
             (
                 200,
-                serde_json::json!({"errors": true, "items": [item(201), item(429), item(400)]}),
+                serde_json::json!({"errors": true, "items": [item(201), item(429), item(400), item(409)]}),
             ),
             (
                 200,
@@ -235,12 +241,13 @@ mod tests {
             m.clone(),
         )
         .unwrap();
-        let records = [rec(1), rec(2), rec(3)];
+        let records = [rec(1), rec(2), rec(3), rec(4)];
         // A whole-request 429 fails the batch (the pipeline backs off and retries).
         assert!(sink.send(&records).await.unwrap_err().contains("429"));
         sink.send(&records).await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 3);
-        assert_eq!(m.sent.get(), 2);
+        // 201, 409 (stored by an earlier attempt), then the retried 429.
+        assert_eq!(m.sent.get(), 3);
         assert_eq!(m.item_retries.get(), 1);
         assert_eq!(m.dead_lettered.get(), 1);
         assert_eq!(m.failures.get(), 1);

@@ -61,12 +61,6 @@ impl LogShipper {
                 .unwrap_or_default(),
         };
         let cf = checkpoint::CheckpointFile::new(dir)?;
-        let (saved, stale) = pipeline::begin_epoch(&cf)?;
-        tracing::info!(
-            epoch = saved.epoch,
-            files = saved.files.len(),
-            "log tailing resumes"
-        );
         let metrics = PipelineMetrics::default();
         registry.register(
             "log_records_read",
@@ -83,11 +77,10 @@ impl LogShipper {
             "Buffered records discarded at start because their offsets were not checkpointed (they are re-read)",
             metrics.stale_dropped.clone(),
         );
-        let (persisted_tx, persisted_rx) = watch::channel(saved.persisted_rid);
         let stop_tail = shutdown.child_token();
         let stop_sinks = shutdown.child_token();
         let mut outputs = Vec::new();
-        let mut sinks = Vec::new();
+        let mut pending = Vec::new();
         for o in &config.outputs {
             let odir = dir.join("outputs").join(o.name());
             std::fs::create_dir_all(&odir)?;
@@ -172,16 +165,35 @@ impl LogShipper {
                 batch_records: b.batch_records,
                 batch_bytes: b.batch_bytes,
             });
-            sinks.push(tokio::spawn(pipeline::deliver(
-                out.clone(),
-                sink,
-                persisted_rx.clone(),
-                stale,
-                metrics.clone(),
-                stop_sinks.clone(),
-            )));
+            pending.push((out.clone(), sink));
             outputs.push(out);
         }
+        // The stale ranges to keep depend on what the buffers still hold.
+        let oldest = outputs
+            .iter()
+            .filter_map(|o| pipeline::oldest_pending(&o.buffer))
+            .min();
+        let (saved, stale) = pipeline::begin_epoch(&cf, oldest)?;
+        tracing::info!(
+            epoch = saved.epoch,
+            files = saved.files.len(),
+            stale_ranges = saved.stale.len(),
+            "log tailing resumes"
+        );
+        let (persisted_tx, persisted_rx) = watch::channel(saved.persisted_rid);
+        let sinks = pending
+            .into_iter()
+            .map(|(out, sink)| {
+                tokio::spawn(pipeline::deliver(
+                    out,
+                    sink,
+                    persisted_rx.clone(),
+                    stale.clone(),
+                    metrics.clone(),
+                    stop_sinks.clone(),
+                ))
+            })
+            .collect();
         let inputs: Vec<discover::Input> = config
             .inputs
             .iter()
@@ -204,6 +216,7 @@ impl LogShipper {
             tailer,
             checkpoints: cf,
             epoch: saved.epoch,
+            stale: saved.stale,
             outputs,
             persisted: persisted_tx,
             wake,

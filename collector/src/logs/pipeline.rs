@@ -12,7 +12,10 @@
 //!    collector dies between 2's push and 2's checkpoint, the records in
 //!    the buffers were never sent, and they are discarded at the next start
 //!    (ids above the old `persisted_rid` from an older epoch), because the
-//!    tailer re-reads those bytes from the checkpointed offsets.
+//!    tailer re-reads those bytes from the checkpointed offsets. These stale
+//!    ranges are persisted in the checkpoint file and kept across further
+//!    restarts until no buffer holds such an id: a sink that stays down
+//!    through several crashes must still never send them.
 //! 4. A buffer batch is acknowledged only after the sink acknowledged it;
 //!    a crash in between re-sends it, which the sinks make idempotent
 //!    (aggregator: same stream+timestamp+line dropped; Elasticsearch:
@@ -26,26 +29,22 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::checkpoint::{CheckpointFile, Checkpoints};
+use super::checkpoint::{CheckpointFile, Checkpoints, StaleRange};
 use super::discover::{Discovered, Input};
 use super::record::{self, Record};
 use super::sink::Sink;
 use super::tailer::{Read, Tailer};
 use crate::buffer::DiskBuffer;
 
-/// Rids of an older epoch above this were pushed but never checkpointed.
-#[derive(Clone, Copy, Debug)]
-pub struct StaleRange {
-    /// `persisted_rid` at start (exclusive lower bound).
-    pub above: u64,
-    /// First rid of the current epoch (exclusive upper bound).
-    pub below: u64,
-}
+/// The stale id ranges of every earlier process whose records a buffer
+/// may still hold (see [`StaleRange`]).
+#[derive(Clone, Debug, Default)]
+pub struct Stale(Vec<StaleRange>);
 
-impl StaleRange {
+impl Stale {
     /// Whether `rid` must be discarded.
     pub fn contains(&self, rid: u64) -> bool {
-        rid > self.above && rid < self.below
+        self.0.iter().any(|r| r.contains(rid))
     }
 }
 
@@ -73,17 +72,52 @@ pub struct Output {
 }
 
 /// Loads the checkpoints and starts a new epoch (persisted before use).
-pub fn begin_epoch(cf: &CheckpointFile) -> anyhow::Result<(Checkpoints, StaleRange)> {
+///
+/// The ids the previous process pushed but never checkpointed become a
+/// stale range; ranges are kept across restarts until no buffer holds an id
+/// in them any more. `oldest_pending` is the lowest id any buffer still
+/// holds unacknowledged (`None`: every buffer is empty).
+pub fn begin_epoch(
+    cf: &CheckpointFile,
+    oldest_pending: Option<u64>,
+) -> anyhow::Result<(Checkpoints, Stale)> {
     let mut c = cf.load()?;
     c.epoch += 1;
-    cf.store(&c)?;
-    Ok((
-        c.clone(),
-        StaleRange {
+    if c.epoch > 1 {
+        c.stale.push(StaleRange {
             above: c.persisted_rid,
             below: c.epoch << 40,
-        },
-    ))
+        });
+    }
+    match oldest_pending {
+        None => c.stale.clear(),
+        Some(o) => c.stale.retain(|r| r.below > o && r.above + 1 < r.below),
+    }
+    c.stale.sort_by_key(|r| r.above);
+    c.stale.dedup_by(|later, earlier| {
+        // Overlapping or touching ranges merge into the earlier one.
+        if later.above < earlier.below {
+            earlier.below = earlier.below.max(later.below);
+            true
+        } else {
+            false
+        }
+    });
+    cf.store(&c)?;
+    let stale = Stale(c.stale.clone());
+    Ok((c, stale))
+}
+
+/// The lowest record id `buffer` holds unacknowledged (`Some(0)` when it
+/// cannot be told; `None` when the buffer is empty). Call before reading.
+pub fn oldest_pending(buffer: &DiskBuffer) -> Option<u64> {
+    let first = match buffer.try_read_batch(1, 1) {
+        Ok(Some(b)) => b.records.first().and_then(|r| record::peek_rid(r)),
+        Ok(None) => return None,
+        Err(_) => None,
+    };
+    buffer.rewind();
+    Some(first.unwrap_or(0))
 }
 
 /// Settings of the tailing loop.
@@ -96,6 +130,8 @@ pub struct TailLoop {
     pub checkpoints: CheckpointFile,
     /// Current epoch.
     pub epoch: u64,
+    /// Stale ranges, carried into every checkpoint written.
+    pub stale: Vec<StaleRange>,
     /// Outputs.
     pub outputs: Vec<Arc<Output>>,
     /// Publishes the persisted rid.
@@ -136,12 +172,18 @@ impl TailLoop {
                 any
             };
             if !reads.is_empty() {
-                next = self.push(&mut reads, next, &stop).await;
+                match self.push(&mut reads, next, &stop).await {
+                    Some(n) => next = n,
+                    // Stopping with a buffer refusing writes: the offsets
+                    // must not move (what some buffers got is stale).
+                    None => return,
+                }
             }
             let cps = self.tailer.checkpoints();
             let snapshot = Checkpoints {
                 epoch: self.epoch,
                 persisted_rid: next - 1,
+                stale: self.stale.clone(),
                 files: cps,
             };
             if last_saved.as_ref() != Some(&snapshot) {
@@ -168,8 +210,14 @@ impl TailLoop {
     }
 
     /// Pushes `reads` into every buffer (retrying until each has them);
-    /// returns the next rid.
-    async fn push(&self, reads: &mut Vec<Read>, mut next: u64, stop: &CancellationToken) -> u64 {
+    /// returns the next rid, or `None` when stopping before every buffer
+    /// has them.
+    async fn push(
+        &self,
+        reads: &mut Vec<Read>,
+        mut next: u64,
+        stop: &CancellationToken,
+    ) -> Option<u64> {
         let mut encoded: Vec<Vec<u8>> = Vec::with_capacity(reads.len());
         let mut bytes = 0u64;
         for r in reads.drain(..) {
@@ -201,7 +249,7 @@ impl TailLoop {
                             tracing::error!(output = %out.name, error = %e, "cannot write to the output buffer; retrying");
                             if stop.is_cancelled() && delay > Duration::from_secs(2) {
                                 // Not checkpointed: re-read after restart.
-                                return next;
+                                return None;
                             }
                             tokio::time::sleep(delay).await;
                             delay = (delay * 2).min(Duration::from_secs(5));
@@ -211,7 +259,7 @@ impl TailLoop {
                 start = end;
             }
         }
-        next
+        Some(next)
     }
 }
 
@@ -220,7 +268,7 @@ pub async fn deliver(
     out: Arc<Output>,
     mut sink: Sink,
     mut persisted: watch::Receiver<u64>,
-    stale: StaleRange,
+    stale: Stale,
     metrics: PipelineMetrics,
     stop: CancellationToken,
 ) {
@@ -279,5 +327,70 @@ pub async fn deliver(
         if let Err(e) = out.buffer.ack(&batch) {
             tracing::error!(output = %out.name, error = %e, "cannot acknowledge the output buffer");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rid(epoch: u64, n: u64) -> u64 {
+        epoch << 40 | n
+    }
+
+    /// A sink down through two crashes: the ids the first process pushed
+    /// but never checkpointed must stay stale after the second restart,
+    /// since the buffer still holds them (they were re-read under new ids).
+    #[test]
+    fn stale_ranges_survive_restarts_until_the_buffers_pass_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let cf = CheckpointFile::new(dir.path()).unwrap();
+        let (c, stale) = begin_epoch(&cf, None).unwrap();
+        assert_eq!(c.epoch, 1);
+        assert!(!stale.contains(rid(1, 5)));
+        // Epoch 1 checkpointed up to 100, pushed up to 150, then died; the
+        // buffer still holds everything from 50 on.
+        let mut c1 = cf.load().unwrap();
+        c1.persisted_rid = rid(1, 100);
+        cf.store(&c1).unwrap();
+        let (c2, stale) = begin_epoch(&cf, Some(rid(1, 50))).unwrap();
+        assert_eq!(c2.epoch, 2);
+        assert!(stale.contains(rid(1, 120)));
+        assert!(!stale.contains(rid(1, 100)));
+        assert!(!stale.contains(rid(2, 1)));
+        // Epoch 2 checkpoints (carrying the ranges) and dies with its own
+        // unchecked tail; the sink never got anything.
+        let mut c2 = cf.load().unwrap();
+        c2.persisted_rid = rid(2, 10);
+        cf.store(&c2).unwrap();
+        let (_, stale) = begin_epoch(&cf, Some(rid(1, 50))).unwrap();
+        assert!(stale.contains(rid(1, 120)), "epoch 1's stale ids forgotten");
+        assert!(stale.contains(rid(2, 20)));
+        assert!(!stale.contains(rid(2, 5)));
+        assert!(!stale.contains(rid(1, 60)));
+        // The buffer has acknowledged past epoch 1: its range goes.
+        let (c4, stale) = begin_epoch(&cf, Some(rid(2, 5))).unwrap();
+        assert!(!stale.contains(rid(1, 120)));
+        assert!(stale.contains(rid(2, 20)));
+        assert!(c4.stale.iter().all(|r| r.below > rid(2, 5)));
+        // Every buffer empty: nothing can be stale.
+        let (c5, stale) = begin_epoch(&cf, None).unwrap();
+        assert!(c5.stale.is_empty());
+        assert!(!stale.contains(rid(2, 20)));
+        assert!(cf.load().unwrap().stale.is_empty());
+    }
+
+    #[tokio::test]
+    async fn oldest_pending_peeks_without_consuming() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = DiskBuffer::open(dir.path(), Default::default()).unwrap();
+        assert_eq!(oldest_pending(&b), None);
+        let labels = tidewatch_common::Labels::from_pairs([("a", "b")]);
+        let mut enc = Vec::new();
+        record::encode_parts(rid(3, 7), 1, &labels, "x", &mut enc);
+        b.push_batch(&[enc.clone()]).await.unwrap();
+        assert_eq!(oldest_pending(&b), Some(rid(3, 7)));
+        let batch = b.read_batch(10, 1 << 20).await.unwrap();
+        assert_eq!(batch.records, vec![enc]);
     }
 }
