@@ -162,6 +162,14 @@ fn push_query_sql_events_and_durability() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 204);
 
+    // A stream ten hours old: outside the label endpoints' default range.
+    let old = base - 10 * 3600 * 1_000_000_000;
+    let (status, text) = push_json(
+        &tw,
+        &json!({"streams": [{"stream": {"app": "legacy", "old_only": "yes"}, "values": [[old.to_string(), "from yesterday"]]}]}),
+    );
+    assert_eq!(status, 204, "{text}");
+
     // Bad input: 400 naming the field.
     let (status, text) = push_json(
         &tw,
@@ -255,19 +263,44 @@ fn push_query_sql_events_and_durability() {
         assert_eq!(body["data"]["resultType"], "vector");
         let bytes: usize = (0..3).map(|i| format!("GET /page/{i} 200").len()).sum();
         assert_eq!(body["data"]["result"][0]["value"][1], bytes.to_string());
-        // Labels.
+        // Labels: by default the last six hours, as Loki.
         let (_, body) = get_json(tw, "/loki/api/v1/labels", &[]);
         let names = body["data"].as_array().unwrap();
         assert!(
             names.contains(&json!("app")) && names.contains(&json!("env")),
             "{body}"
         );
+        assert!(!names.contains(&json!("old_only")), "{body}");
+        let (_, body) = get_json(tw, "/loki/api/v1/label/app/values", &[]);
+        assert_eq!(body["data"], json!(["api", "web"]));
         let (_, body) = get_json(
             tw,
             "/loki/api/v1/label/app/values",
             &[("start", start.to_string()), ("end", end.to_string())],
         );
         assert_eq!(body["data"], json!(["api", "web"]));
+        // An explicit range around the old stream sees only it.
+        let around_old = [
+            ("start", (old - 60_000_000_000).to_string()),
+            ("end", (old + 60_000_000_000).to_string()),
+        ];
+        let (_, body) = get_json(tw, "/loki/api/v1/labels", &around_old);
+        assert_eq!(body["data"], json!(["app", "old_only"]), "{body}");
+        let (_, body) = get_json(tw, "/loki/api/v1/label/app/values", &around_old);
+        assert_eq!(body["data"], json!(["legacy"]), "{body}");
+        let (_, body) = get_json(tw, "/loki/api/v1/label/env/values", &around_old);
+        assert_eq!(body["data"], json!([]), "{body}");
+        // Bad times are refused naming the parameter.
+        let (status, body) = get_json(tw, "/loki/api/v1/labels", &[("start", "soon".into())]);
+        assert_eq!(status, 400);
+        assert!(body["error"].as_str().unwrap().contains("start"), "{body}");
+        let (status, body) = get_json(
+            tw,
+            "/loki/api/v1/label/app/values",
+            &[("start", end.to_string()), ("end", start.to_string())],
+        );
+        assert_eq!(status, 400);
+        assert!(body["error"].as_str().unwrap().contains("end"), "{body}");
         // SQL over the logs table: labels are columns.
         let rows = sql(
             tw,

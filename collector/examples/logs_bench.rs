@@ -8,10 +8,12 @@
 //! Writes `--lines` lines of `--size` bytes into a file, runs the collector's
 //! log shipper in this process (tailer → disk buffer → sink, exactly as
 //! `tidewatch collector` does) and waits until the sink acknowledged every
-//! line. Without `--loki`/`--kafka` the sink is an in-process endpoint that
-//! decodes Loki pushes and counts them (a stand-in for the aggregator).
-//! Prints MiB/s and lines/s (wall clock), the same per CPU-second of this
-//! process ("per core"), and the peak RSS.
+//! line. Without `--loki`/`--kafka` the sink is a Loki push endpoint that
+//! decodes every push and counts the entries (a stand-in for the
+//! aggregator), run as a child process (this program with `--serve`) so
+//! that its CPU is not counted as the collector's. Prints MiB/s and lines/s
+//! (wall clock), the same per CPU-second of the collector ("per core"),
+//! and the collector's peak RSS.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -67,25 +69,53 @@ fn write_input(path: &Path, lines: usize, size: usize) -> u64 {
     total
 }
 
-/// A Loki push endpoint that counts entries (aggregator stand-in).
-async fn counting_endpoint(count: Arc<AtomicU64>) -> String {
-    use axum::routing::post;
-    let app = axum::Router::new().route(
-        "/loki/api/v1/push",
-        post(move |body: axum::body::Bytes| {
-            let count = count.clone();
-            async move {
-                let req = tidewatch_common::loki::decode_push_request(&body, 1 << 30).unwrap();
-                let n: usize = req.streams.iter().map(|s| s.entries.len()).sum();
-                count.fetch_add(n as u64, Ordering::Relaxed);
-                axum::http::StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
+/// `--serve`: a Loki push endpoint that decodes and counts entries
+/// (aggregator stand-in); prints its URL, answers the count at `GET /count`,
+/// exits when stdin closes (the parent is gone).
+async fn serve() -> anyhow::Result<()> {
+    use axum::routing::{get, post};
+    let count = Arc::new(AtomicU64::new(0));
+    let c = count.clone();
+    let app = axum::Router::new()
+        .route(
+            "/loki/api/v1/push",
+            post(move |body: axum::body::Bytes| {
+                let count = c.clone();
+                async move {
+                    let req = tidewatch_common::loki::decode_push_request(&body, 1 << 30).unwrap();
+                    let n: usize = req.streams.iter().map(|s| s.entries.len()).sum();
+                    count.fetch_add(n as u64, Ordering::Relaxed);
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        )
+        .route(
+            "/count",
+            get(move || async move { count.load(Ordering::Relaxed).to_string() }),
+        );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("http://{}", l.local_addr()?);
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    url
+    tokio::task::spawn_blocking(|| {
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+    })
+    .await?;
+    Ok(())
+}
+
+/// Starts the stand-in as a child process; returns it and its URL.
+fn spawn_stand_in() -> anyhow::Result<(std::process::Child, String)> {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg("--serve")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut url = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut url)?;
+    Ok((child, url.trim().to_string()))
 }
 
 fn sent(registry: &Registry) -> u64 {
@@ -99,6 +129,9 @@ fn sent(registry: &Registry) -> u64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().any(|a| a == "--serve") {
+        return serve().await;
+    }
     let lines: usize = arg("--lines")
         .map(|v| v.parse())
         .transpose()?
@@ -107,7 +140,7 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     std::fs::create_dir_all(dir.path().join("in"))?;
     let bytes = write_input(&dir.path().join("in/bench.log"), lines, size);
-    let counted = Arc::new(AtomicU64::new(0));
+    let mut stand_in = None;
     let buffer = BufferConfig {
         max_bytes: 1 << 30,
         batch_records: 10_000,
@@ -128,10 +161,15 @@ async fn main() -> anyhow::Result<()> {
         (url, None) => {
             let (what, url) = match url {
                 Some(u) => (format!("aggregator {u}"), u),
-                None => (
-                    "in-process Loki endpoint (aggregator stand-in)".to_string(),
-                    counting_endpoint(counted.clone()).await,
-                ),
+                None => {
+                    let (child, url) = spawn_stand_in()?;
+                    stand_in = Some((child, url.clone()));
+                    (
+                        "Loki endpoint that decodes and counts (aggregator stand-in, own process)"
+                            .to_string(),
+                        url,
+                    )
+                }
             };
             (
                 what,
@@ -188,8 +226,15 @@ async fn main() -> anyhow::Result<()> {
         lines as f64 / cpu
     );
     println!("peak RSS: {:.0} MiB", peak_rss_mib());
-    if arg("--loki").is_none() && arg("--kafka").is_none() {
-        assert_eq!(counted.load(Ordering::Relaxed), lines as u64);
+    if let Some((mut child, url)) = stand_in {
+        let got: u64 = reqwest::get(format!("{url}/count"))
+            .await?
+            .text()
+            .await?
+            .parse()?;
+        assert_eq!(got, lines as u64, "entries the stand-in received");
+        drop(child.stdin.take());
+        child.wait()?;
     }
     Ok(())
 }

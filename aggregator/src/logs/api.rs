@@ -18,6 +18,7 @@ use super::LogStore;
 use super::events::EventBatch;
 use super::ingest;
 use super::logql::{self, Direction, Expr, Limits, Params, QueryResult};
+use super::model::Stream;
 
 type Shared = Arc<LogStore>;
 
@@ -343,47 +344,41 @@ async fn query_post(State(s): State<Shared>, Form(q): Form<HashMap<String, Strin
     run_query(s, q, false).await
 }
 
-async fn labels(State(s): State<Shared>) -> Response {
-    let names: Vec<String> = s.store.label_names().into_iter().collect();
-    axum::Json(json!({"status": "success", "data": names})).into_response()
-}
-
-async fn label_values(
-    State(s): State<Shared>,
-    Path(name): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
+/// `start` and `end` of the label endpoints (Loki: `end` defaults to now,
+/// `start` to six hours before `end`).
+fn label_range(q: &HashMap<String, String>) -> Result<(i64, i64), String> {
     let t = |k: &str, d: i64| {
         q.get(k)
             .map(|v| parse_time(v))
             .transpose()
             .map(|o| o.unwrap_or(d))
+            .map_err(|e| format!("{k}: {e}"))
     };
-    let end = match t("end", now_ns()) {
-        Ok(v) => v,
-        Err(e) => return bad(format!("end: {e}")),
-    };
-    let start = match t("start", end - 6 * 3600 * 1_000_000_000) {
-        Ok(v) => v,
-        Err(e) => return bad(format!("start: {e}")),
+    let end = t("end", now_ns())?;
+    let start = t("start", end.saturating_sub(6 * 3600 * 1_000_000_000))?;
+    if end < start {
+        return Err("end: must not be before start".into());
+    }
+    Ok((start, end))
+}
+
+/// Runs `collect` over the streams with rows in the request's time range
+/// and answers the sorted, distinct strings it gathers.
+async fn label_listing(
+    s: Shared,
+    q: HashMap<String, String>,
+    collect: impl Fn(&Stream, &mut BTreeSet<String>) + Send + 'static,
+) -> Response {
+    let (start, end) = match label_range(&q) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
     };
     let store = s.store.clone();
     let res = tokio::task::spawn_blocking(move || {
-        let mut values = BTreeSet::new();
+        let mut out = BTreeSet::new();
         store
-            .select(
-                start,
-                end,
-                &|st| st.labels.get(&name).is_some(),
-                &mut |st, _, _| {
-                    if let Some(v) = st.labels.get(&name)
-                        && !values.contains(v)
-                    {
-                        values.insert(v.to_string());
-                    }
-                },
-            )
-            .map(|_| values)
+            .streams_in(start, end, &mut |st| collect(st, &mut out))
+            .map(|_| out)
     })
     .await;
     match res {
@@ -391,6 +386,32 @@ async fn label_values(
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }
+}
+
+async fn labels(State(s): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
+    label_listing(s, q, |st, out| {
+        for l in st.labels.iter() {
+            if !out.contains(&l.name) {
+                out.insert(l.name.clone());
+            }
+        }
+    })
+    .await
+}
+
+async fn label_values(
+    State(s): State<Shared>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    label_listing(s, q, move |st, out| {
+        if let Some(v) = st.labels.get(&name)
+            && !out.contains(v)
+        {
+            out.insert(v.to_string());
+        }
+    })
+    .await
 }
 
 async fn tail(

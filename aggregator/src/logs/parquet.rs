@@ -118,6 +118,37 @@ pub fn scan_file(
     Ok(())
 }
 
+/// Reads only `timestamp` and `labels` of a partition file, calling `f`
+/// with the stream of each row in `[start, end]` (for label listings).
+pub fn scan_streams(
+    path: &Path,
+    start: i64,
+    end: i64,
+    mut f: impl FnMut(&str),
+) -> anyhow::Result<()> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path)?)?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [0, 1]);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(8192)
+        .build()?;
+    for batch in reader {
+        let batch = batch?;
+        let ts = batch
+            .column_by_name("timestamp")
+            .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
+            .ok_or_else(|| anyhow::anyhow!("{}: bad timestamp column", path.display()))?;
+        let labels = string_col(&batch, "labels", path)?;
+        for i in 0..batch.num_rows() {
+            let t = ts.value(i);
+            if t >= start && t <= end {
+                f(labels.value(i));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn string_col<'a>(b: &'a RecordBatch, name: &str, path: &Path) -> anyhow::Result<&'a StringArray> {
     b.column_by_name(name)
         .and_then(|c| c.as_any().downcast_ref::<StringArray>())

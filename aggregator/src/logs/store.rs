@@ -8,7 +8,7 @@
 //! crash between writing Parquet and deleting the WAL) are skipped, so
 //! nothing is stored twice.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -438,6 +438,53 @@ impl Store {
                 .or_insert_with(|| matches(&r.stream));
             if ok {
                 f(&r.stream, r.ts, &r.line);
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` once for every stream with at least one row in
+    /// `[start, end]` (reads no log lines).
+    pub fn streams_in(
+        &self,
+        start: i64,
+        end: i64,
+        f: &mut dyn FnMut(&Stream),
+    ) -> anyhow::Result<()> {
+        let partition_ns = self.config.partition.as_nanos() as i64;
+        let files = files_in(&self.parts.read(), start, end, partition_ns);
+        let mut seen: HashSet<String> = HashSet::new();
+        for path in files {
+            let mut err = None;
+            parquet::scan_streams(&path, start, end, |key| {
+                if err.is_some() || seen.contains(key) {
+                    return;
+                }
+                seen.insert(key.to_string());
+                match parse_labels(key) {
+                    Ok(l) => f(&Stream::new(l)),
+                    Err(e) => err = Some(anyhow::anyhow!("{}: {e}", path.display())),
+                }
+            })?;
+            if let Some(e) = err {
+                return Err(e);
+            }
+        }
+        let unflushed: Vec<Arc<Stream>> = {
+            let st = self.state.lock();
+            let mut ptrs = HashSet::new();
+            st.flushing
+                .iter()
+                .chain(st.head.rows.iter())
+                .filter(|r| r.ts >= start && r.ts <= end)
+                .filter(|r| ptrs.insert(Arc::as_ptr(&r.stream)))
+                .map(|r| r.stream.clone())
+                .collect()
+        };
+        for s in unflushed {
+            if !seen.contains(&s.key) {
+                seen.insert(s.key.clone());
+                f(&s);
             }
         }
         Ok(())

@@ -118,11 +118,11 @@ impl LogShipper {
             );
             let dead = DeadLetter::new(&odir, sm.clone());
             let sink = match o {
-                OutputConfig::Loki { url, .. } => Sink::Loki(loki::LokiSink::new(
+                OutputConfig::Loki { url, .. } => Sink::Loki(Box::new(loki::LokiSink::new(
                     url.as_deref().unwrap_or(aggregator_url),
                     dead,
                     sm,
-                )?),
+                )?)),
                 OutputConfig::Kafka {
                     brokers,
                     topic,
@@ -255,7 +255,17 @@ fn watch_roots(
     wake: Arc<Notify>,
 ) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
-    let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+    let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        // Opens and reads (the tailer's own included) change nothing to
+        // read: waking on them would make every pass (whose discovery
+        // opens directories) trigger the next one.
+        use notify::event::{AccessKind, AccessMode, EventKind};
+        if let Ok(e) = res
+            && let EventKind::Access(k) = e.kind
+            && k != AccessKind::Close(AccessMode::Write)
+        {
+            return;
+        }
         wake.notify_one();
     })
     .map_err(|e| tracing::warn!(error = %e, "file notifications unavailable; polling only"))
@@ -268,4 +278,154 @@ fn watch_roots(
         }
     }
     Some(w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logs::config::{BufferConfig, InputConfig, MultilineConfig};
+    use std::sync::Mutex as StdMutex;
+    use std::time::Instant;
+
+    const N: usize = 50;
+    const HALF: usize = N / 2;
+    /// Bytes of each input line (`line-NNN\n`).
+    const LINE: usize = 9;
+
+    /// A Loki push endpoint recording every line it receives.
+    async fn recording_endpoint() -> (String, Arc<StdMutex<Vec<String>>>) {
+        let got = Arc::new(StdMutex::new(Vec::new()));
+        let g = got.clone();
+        let app = axum::Router::new().route(
+            "/loki/api/v1/push",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let g = g.clone();
+                async move {
+                    let req = tidewatch_common::loki::decode_push_request(&body, 1 << 30).unwrap();
+                    let mut g = g.lock().unwrap();
+                    for s in req.streams {
+                        g.extend(s.entries.into_iter().map(|e| e.line));
+                    }
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        (url, got)
+    }
+
+    fn config(input: &Path, url: &str) -> LogsConfig {
+        LogsConfig {
+            inputs: vec![InputConfig::HostLog {
+                path: format!("{}/*.log", input.display()),
+                labels: [("job".to_string(), "t".to_string())].into(),
+                multiline: MultilineConfig::default(),
+            }],
+            outputs: vec![OutputConfig::Loki {
+                name: "agg".into(),
+                url: Some(url.into()),
+                buffer: BufferConfig {
+                    batch_records: 10,
+                    ..BufferConfig::default()
+                },
+            }],
+            node: Some("n".into()),
+            poll_interval: Duration::from_millis(20),
+            ..LogsConfig::default()
+        }
+    }
+
+    fn counter(registry: &Registry, name: &str) -> u64 {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    async fn until(what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Runs the shipper until the input file is checkpointed to its end.
+    async fn run_until_checkpointed(cfg: LogsConfig, state: &Path, size: u64) {
+        let mut registry = Registry::default();
+        let s = LogShipper::start(cfg, "", state, &mut registry, CancellationToken::new())
+            .await
+            .unwrap()
+            .unwrap();
+        let cf = checkpoint::CheckpointFile::new(state).unwrap();
+        until("the file checkpointed", || {
+            cf.load()
+                .is_ok_and(|c| c.files.iter().any(|f| f.offset == size))
+        })
+        .await;
+        s.close().await;
+    }
+
+    /// The root cause of the duplicates once seen in Kafka and
+    /// Elasticsearch: a crash between pushing into the buffers and writing
+    /// the checkpoint leaves records the tailer re-reads under new ids; if
+    /// the sink stays down through a second restart, the first copies must
+    /// still be recognised as stale.
+    #[tokio::test]
+    async fn stale_records_stay_stale_across_two_restarts_with_the_sink_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in");
+        let state = dir.path().join("state");
+        std::fs::create_dir_all(&input).unwrap();
+        let text: String = (0..N).map(|i| format!("line-{i:03}\n")).collect();
+        std::fs::write(input.join("a.log"), &text).unwrap();
+        let size = text.len() as u64;
+        let down = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", l.local_addr().unwrap())
+        };
+        // Epoch 1: every line pushed into the buffer; the sink is down.
+        run_until_checkpointed(config(&input, &down), &state, size).await;
+        // As if killed after pushing the second half and before its
+        // checkpoint: the checkpoint covers lines 0..HALF (ids 1..=HALF).
+        let cf = checkpoint::CheckpointFile::new(&state).unwrap();
+        let mut c = cf.load().unwrap();
+        assert_eq!(c.epoch, 1);
+        assert_eq!(c.files.len(), 1);
+        c.files[0].offset = (HALF * LINE) as u64;
+        c.persisted_rid = 1 << 40 | HALF as u64;
+        cf.store(&c).unwrap();
+        // Epoch 2: the lines are read again (new ids); the sink still down.
+        run_until_checkpointed(config(&input, &down), &state, size).await;
+        // Epoch 3: the sink is back.
+        let (url, got) = recording_endpoint().await;
+        let mut registry = Registry::default();
+        let s = LogShipper::start(
+            config(&input, &url),
+            "",
+            &state,
+            &mut registry,
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        // The buffer holds epoch 1's lines (the second half stale) and
+        // epoch 2's second half: each is sent or dropped as stale.
+        until("every buffered record sent or dropped", || {
+            got.lock().unwrap().len() as u64 + counter(&registry, "log_stale_records_dropped")
+                >= (N + HALF) as u64
+        })
+        .await;
+        s.close().await;
+        let mut lines = got.lock().unwrap().clone();
+        lines.sort();
+        let want: Vec<String> = (0..N).map(|i| format!("line-{i:03}")).collect();
+        assert_eq!(lines, want, "every line exactly once");
+        assert_eq!(counter(&registry, "log_stale_records_dropped"), HALF as u64);
+    }
 }

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::checkpoint::{CheckpointFile, Checkpoints, StaleRange};
 use super::discover::{Discovered, Input};
-use super::record::{self, Record};
+use super::record::{self, BlockEncoder, Record};
 use super::sink::Sink;
 use super::tailer::{Read, Tailer};
 use crate::buffer::DiskBuffer;
@@ -159,6 +159,7 @@ impl TailLoop {
         let first = self.discover();
         self.tailer.adopt_rotated(&first);
         let mut reads: Vec<Read> = Vec::new();
+        let mut enc = BlockEncoder::new();
         let mut last_saved = None;
         loop {
             let stopping = stop.is_cancelled();
@@ -172,7 +173,7 @@ impl TailLoop {
                 any
             };
             if !reads.is_empty() {
-                match self.push(&mut reads, next, &stop).await {
+                match self.push(&mut reads, &mut enc, next, &stop).await {
                     Some(n) => next = n,
                     // Stopping with a buffer refusing writes: the offsets
                     // must not move (what some buffers got is stale).
@@ -209,41 +210,57 @@ impl TailLoop {
         }
     }
 
-    /// Pushes `reads` into every buffer (retrying until each has them);
+    /// Pushes `reads` into every buffer (retrying until each has them) as
+    /// blocks of consecutive ids, each at most one request of every output;
     /// returns the next rid, or `None` when stopping before every buffer
     /// has them.
     async fn push(
         &self,
         reads: &mut Vec<Read>,
+        enc: &mut BlockEncoder,
         mut next: u64,
         stop: &CancellationToken,
     ) -> Option<u64> {
-        let mut encoded: Vec<Vec<u8>> = Vec::with_capacity(reads.len());
+        let max_records = self.outputs.iter().map(|o| o.batch_records).min();
+        let max_records = max_records.unwrap_or(usize::MAX).max(1);
+        let max_bytes = self.outputs.iter().map(|o| o.batch_bytes).min();
+        let max_bytes = max_bytes.unwrap_or(usize::MAX).max(1);
+        let mut blocks: Vec<Vec<u8>> = Vec::new();
         let mut bytes = 0u64;
+        let records = reads.len() as u64;
+        enc.start(next);
         for r in reads.drain(..) {
-            let mut buf = Vec::with_capacity(r.line.len() + 64);
-            record::encode_parts(next, r.ts, &r.labels, &r.line, &mut buf);
+            if !enc.is_empty()
+                && (enc.len() >= max_records || enc.bytes() + r.line.len() > max_bytes)
+            {
+                blocks.push(enc.finish().to_vec());
+                enc.start(next);
+            }
+            enc.push(r.ts, &r.labels, &r.line);
             bytes += r.line.len() as u64;
             next += 1;
-            encoded.push(buf);
         }
-        self.metrics.records_read.inc_by(encoded.len() as u64);
+        if !enc.is_empty() {
+            blocks.push(enc.finish().to_vec());
+        }
+        self.metrics.records_read.inc_by(records);
         self.metrics.bytes_read.inc_by(bytes);
         for out in &self.outputs {
             let mut start = 0;
-            while start < encoded.len() {
-                // Chunks well under half the buffer bound.
+            while start < blocks.len() {
+                // One write and fsync per `batch_bytes` or so, well under
+                // half the buffer bound.
                 let mut end = start;
                 let mut size = 0usize;
-                while end < encoded.len()
-                    && (end == start || size + encoded[end].len() < out.batch_bytes)
+                while end < blocks.len()
+                    && (end == start || size + blocks[end].len() < out.batch_bytes)
                 {
-                    size += encoded[end].len() + 8;
+                    size += blocks[end].len() + 8;
                     end += 1;
                 }
                 let mut delay = Duration::from_millis(100);
                 loop {
-                    match out.buffer.push_batch(&encoded[start..end]).await {
+                    match out.buffer.push_batch(&blocks[start..end]).await {
                         Ok(_) => break,
                         Err(e) => {
                             tracing::error!(output = %out.name, error = %e, "cannot write to the output buffer; retrying");
@@ -263,6 +280,32 @@ impl TailLoop {
     }
 }
 
+/// Splits `records` into requests of at most `max_records` records and
+/// about `max_bytes` bytes of lines (at least one record each); returns
+/// their index ranges.
+fn requests(
+    records: &[Record],
+    max_records: usize,
+    max_bytes: usize,
+) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < records.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < records.len()
+            && end - start < max_records.max(1)
+            && (end == start || bytes < max_bytes)
+        {
+            bytes += records[end].line.len();
+            end += 1;
+        }
+        out.push(start..end);
+        start = end;
+    }
+    out
+}
+
 /// Delivers one output's buffer to its sink until `stop` is cancelled.
 pub async fn deliver(
     out: Arc<Output>,
@@ -272,6 +315,7 @@ pub async fn deliver(
     metrics: PipelineMetrics,
     stop: CancellationToken,
 ) {
+    let mut records: Vec<Record> = Vec::new();
     loop {
         let batch = tokio::select! {
             _ = stop.cancelled() => return,
@@ -287,40 +331,38 @@ pub async fn deliver(
                 }
             }
         };
-        let mut records: Vec<Record> = Vec::with_capacity(batch.records.len());
-        let mut max_rid = 0;
-        let mut cache = std::collections::HashMap::new();
+        records.clear();
         for p in &batch.records {
-            match record::decode_cached(p, &mut cache) {
-                Some(r) if stale.contains(r.rid) => {
-                    metrics.stale_dropped.inc();
-                }
-                Some(r) => {
-                    max_rid = max_rid.max(r.rid);
-                    records.push(r);
-                }
-                None => {
-                    tracing::error!(output = %out.name, "corrupt record in the output buffer; skipped")
-                }
+            if record::decode_payload(p, &mut records).is_none() {
+                tracing::error!(output = %out.name, "corrupt block in the output buffer; skipped");
             }
         }
+        let before = records.len();
+        records.retain(|r| !stale.contains(r.rid));
+        metrics
+            .stale_dropped
+            .inc_by((before - records.len()) as u64);
+        let max_rid = records.iter().map(|r| r.rid).max().unwrap_or(0);
         // Send only what the checkpoint file accounts for.
         tokio::select! {
             _ = stop.cancelled() => return,
             r = persisted.wait_for(|p| *p >= max_rid) => if r.is_err() { return },
         }
-        let mut delay = Duration::from_millis(200);
-        loop {
-            match sink.send(&records).await {
-                Ok(()) => break,
-                Err(e) => {
-                    tracing::warn!(output = %out.name, error = %e, records = records.len(), "sink failed; retrying");
-                    sink.note_failure();
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(delay) => {}
+        for range in requests(&records, out.batch_records, out.batch_bytes) {
+            let request = &mut records[range];
+            let mut delay = Duration::from_millis(200);
+            loop {
+                match sink.send(request).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::warn!(output = %out.name, error = %e, records = request.len(), "sink failed; retrying");
+                        sink.note_failure();
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            _ = tokio::time::sleep(delay) => {}
+                        }
+                        delay = (delay * 2).min(Duration::from_secs(10));
                     }
-                    delay = (delay * 2).min(Duration::from_secs(10));
                 }
             }
         }
@@ -385,12 +427,37 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let b = DiskBuffer::open(dir.path(), Default::default()).unwrap();
         assert_eq!(oldest_pending(&b), None);
-        let labels = tidewatch_common::Labels::from_pairs([("a", "b")]);
-        let mut enc = Vec::new();
-        record::encode_parts(rid(3, 7), 1, &labels, "x", &mut enc);
-        b.push_batch(&[enc.clone()]).await.unwrap();
+        let labels = Arc::new(tidewatch_common::Labels::from_pairs([("a", "b")]));
+        let mut e = BlockEncoder::new();
+        e.start(rid(3, 7));
+        e.push(1, &labels, "x");
+        let enc = e.finish().to_vec();
+        b.push_batch(std::slice::from_ref(&enc)).await.unwrap();
         assert_eq!(oldest_pending(&b), Some(rid(3, 7)));
         let batch = b.read_batch(10, 1 << 20).await.unwrap();
         assert_eq!(batch.records, vec![enc]);
+    }
+
+    #[test]
+    fn requests_respect_both_bounds() {
+        let labels = Arc::new(tidewatch_common::Labels::from_pairs([("a", "b")]));
+        let recs: Vec<Record> = (0..10)
+            .map(|i| Record {
+                rid: i,
+                ts: 0,
+                labels: labels.clone(),
+                line: "x".repeat(10),
+            })
+            .collect();
+        let sizes = |r, b| {
+            requests(&recs, r, b)
+                .into_iter()
+                .map(|c| c.len())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(4, 1 << 20), vec![4, 4, 2]);
+        assert_eq!(sizes(100, 25), vec![3, 3, 3, 1]);
+        assert_eq!(sizes(100, 1), vec![1; 10]);
+        assert!(requests(&[], 5, 5).is_empty());
     }
 }

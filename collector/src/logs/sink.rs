@@ -16,7 +16,7 @@ use super::record::Record;
 /// batch is sent again; every sink is idempotent for re-sent records).
 pub enum Sink {
     /// Loki push API.
-    Loki(LokiSink),
+    Loki(Box<LokiSink>),
     /// Kafka topic.
     Kafka(Box<KafkaSink>),
     /// Elasticsearch bulk API.
@@ -24,8 +24,10 @@ pub enum Sink {
 }
 
 impl Sink {
-    /// Delivers `records`.
-    pub async fn send(&mut self, records: &[Record]) -> Result<(), String> {
+    /// Delivers `records`. A sink may move the lines out of them (the Loki
+    /// sink does); it must then keep what it needs to re-send them when
+    /// called again with the same records after a failure.
+    pub async fn send(&mut self, records: &mut [Record]) -> Result<(), String> {
         if records.is_empty() {
             return Ok(());
         }
@@ -101,14 +103,56 @@ fn labels_map(r: &Record) -> serde_json::Map<String, serde_json::Value> {
         .collect()
 }
 
-/// The JSON document of a record (Elasticsearch and Kafka): `@timestamp`,
-/// `message`, the labels as fields, and `rid`.
+/// The JSON document of a record (Elasticsearch and Kafka): the labels as
+/// fields, then `@timestamp`, `message` and `rid` (a label of one of those
+/// names is left out). Written straight into `out`.
 pub fn document(r: &Record, out: &mut Vec<u8>) {
+    use serde::ser::{SerializeMap, Serializer};
+    const FIXED: [&str; 3] = ["@timestamp", "message", "rid"];
     let ts = chrono::DateTime::from_timestamp_nanos(r.ts)
         .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-    let mut m = labels_map(r);
-    m.insert("@timestamp".into(), ts.into());
-    m.insert("message".into(), r.line.clone().into());
-    m.insert("rid".into(), r.rid.into());
-    serde_json::to_writer(out, &m).expect("serialising a JSON map to memory cannot fail");
+    let mut ser = serde_json::Serializer::new(out);
+    let write = |ser: &mut serde_json::Serializer<&mut Vec<u8>>| -> serde_json::Result<()> {
+        let mut m = ser.serialize_map(None)?;
+        for l in r.labels.iter() {
+            if !FIXED.contains(&l.name.as_str()) {
+                m.serialize_entry(&l.name, &l.value)?;
+            }
+        }
+        m.serialize_entry("@timestamp", &ts)?;
+        m.serialize_entry("message", &r.line)?;
+        m.serialize_entry("rid", &r.rid)?;
+        m.end()
+    };
+    write(&mut ser).expect("serialising JSON to memory cannot fail");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use tidewatch_common::Labels;
+
+    #[test]
+    fn document_fields() {
+        let r = Record {
+            rid: 42,
+            ts: 1_714_557_600_000_000_001,
+            labels: Arc::new(Labels::from_pairs([
+                ("pod", "p\"1"),
+                ("message", "shadowed"),
+            ])),
+            line: "hello \n ✓".into(),
+        };
+        let mut out = Vec::new();
+        document(&r, &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "pod": "p\"1", "message": "hello \n ✓", "rid": 42,
+                "@timestamp": "2024-05-01T10:00:00.000000001Z",
+            })
+        );
+    }
 }

@@ -422,11 +422,17 @@ impl Tailer {
 }
 
 fn emit(t: &mut Tracked, done: Vec<Assembled>, out: &mut Vec<Read>) {
+    if done.is_empty() {
+        return;
+    }
+    // One clock read per batch; lines without their own time get the read
+    // time, made unique (and increasing) per file.
+    let now = now_ns();
     for a in done {
         let ts = match a.ts {
             Some(ts) => ts,
             None => {
-                let n = now_ns().max(t.last_ts + 1);
+                let n = now.max(t.last_ts + 1);
                 t.last_ts = n;
                 n
             }
