@@ -164,6 +164,7 @@ impl LogShipper {
                 buffer,
                 batch_records: b.batch_records,
                 batch_bytes: b.batch_bytes,
+                push_bytes: (b.max_bytes / 4).min(64 << 20) as usize,
             });
             pending.push((out.clone(), sink));
             outputs.push(out);

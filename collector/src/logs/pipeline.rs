@@ -69,6 +69,8 @@ pub struct Output {
     pub batch_records: usize,
     /// Bytes per request.
     pub batch_bytes: usize,
+    /// Bytes per buffer write (and fsync); under half the buffer bound.
+    pub push_bytes: usize,
 }
 
 /// Loads the checkpoints and starts a new epoch (persisted before use).
@@ -144,26 +146,41 @@ pub struct TailLoop {
     pub metrics: PipelineMetrics,
 }
 
-impl TailLoop {
-    fn discover(&self) -> Vec<Discovered> {
-        let mut d = Vec::new();
-        for i in &self.inputs {
-            i.discover(&mut d);
-        }
-        d
+fn discover(inputs: &[Input]) -> Vec<Discovered> {
+    let mut d = Vec::new();
+    for i in inputs {
+        i.discover(&mut d);
     }
+    d
+}
 
-    /// Runs until `stop` is cancelled; then flushes and writes a last checkpoint.
+impl TailLoop {
+    /// Runs until `stop` is cancelled; then flushes and writes a last
+    /// checkpoint.
+    ///
+    /// Reading is pipelined with the durable writes: while a committer task
+    /// pushes one pass's blocks into the buffers (fsync) and then writes
+    /// that pass's checkpoint, this loop reads and encodes the next pass.
+    /// Commits are applied in order, each checkpoint only after its blocks
+    /// are in every buffer, so the protocol above is unchanged.
     pub async fn run(mut self, stop: CancellationToken) {
         let mut next = (self.epoch << 40) | 1;
-        let first = self.discover();
+        let first = discover(&self.inputs);
         self.tailer.adopt_rotated(&first);
         let mut reads: Vec<Read> = Vec::new();
         let mut enc = BlockEncoder::new();
-        let mut last_saved = None;
+        let mut last_sent: Option<Checkpoints> = None;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Commit>(2);
+        let committer = tokio::spawn(commit_loop(
+            rx,
+            self.outputs.clone(),
+            self.checkpoints,
+            self.persisted,
+            stop.clone(),
+        ));
         loop {
             let stopping = stop.is_cancelled();
-            let discovered = self.discover();
+            let discovered = discover(&self.inputs);
             let read_any = {
                 let t = &mut self.tailer;
                 let any = t.pass(&discovered, &mut reads);
@@ -172,33 +189,37 @@ impl TailLoop {
                 }
                 any
             };
-            if !reads.is_empty() {
-                match self.push(&mut reads, &mut enc, next, &stop).await {
-                    Some(n) => next = n,
-                    // Stopping with a buffer refusing writes: the offsets
-                    // must not move (what some buffers got is stale).
-                    None => return,
-                }
-            }
-            let cps = self.tailer.checkpoints();
+            let blocks = if reads.is_empty() {
+                Vec::new()
+            } else {
+                encode_blocks(
+                    &self.outputs,
+                    &self.metrics,
+                    &mut reads,
+                    &mut enc,
+                    &mut next,
+                )
+            };
             let snapshot = Checkpoints {
                 epoch: self.epoch,
                 persisted_rid: next - 1,
                 stale: self.stale.clone(),
-                files: cps,
+                files: self.tailer.checkpoints(),
             };
-            if last_saved.as_ref() != Some(&snapshot) {
-                let cf = &self.checkpoints;
-                match cf.store(&snapshot) {
-                    Ok(()) => {
-                        self.persisted.send_replace(next - 1);
-                        last_saved = Some(snapshot);
-                    }
-                    Err(e) => tracing::error!(error = %e, "cannot write log checkpoints"),
+            if !blocks.is_empty() || last_sent.as_ref() != Some(&snapshot) {
+                let commit = Commit {
+                    blocks,
+                    snapshot: snapshot.clone(),
+                };
+                if tx.send(commit).await.is_err() {
+                    // The committer gave up (stopping with a buffer
+                    // refusing writes): nothing more may be checkpointed.
+                    break;
                 }
+                last_sent = Some(snapshot);
             }
             if stopping {
-                return;
+                break;
             }
             if !read_any {
                 tokio::select! {
@@ -208,76 +229,129 @@ impl TailLoop {
                 }
             }
         }
+        drop(tx);
+        let _ = committer.await;
     }
+}
 
-    /// Pushes `reads` into every buffer (retrying until each has them) as
-    /// blocks of consecutive ids, each at most one request of every output;
-    /// returns the next rid, or `None` when stopping before every buffer
-    /// has them.
-    async fn push(
-        &self,
-        reads: &mut Vec<Read>,
-        enc: &mut BlockEncoder,
-        mut next: u64,
-        stop: &CancellationToken,
-    ) -> Option<u64> {
-        let max_records = self.outputs.iter().map(|o| o.batch_records).min();
-        let max_records = max_records.unwrap_or(usize::MAX).max(1);
-        let max_bytes = self.outputs.iter().map(|o| o.batch_bytes).min();
-        let max_bytes = max_bytes.unwrap_or(usize::MAX).max(1);
-        let mut blocks: Vec<Vec<u8>> = Vec::new();
-        let mut bytes = 0u64;
-        let records = reads.len() as u64;
-        enc.start(next);
-        for r in reads.drain(..) {
-            if !enc.is_empty()
-                && (enc.len() >= max_records || enc.bytes() + r.line.len() > max_bytes)
-            {
-                blocks.push(enc.finish().to_vec());
-                enc.start(next);
-            }
-            enc.push(r.ts, &r.labels, &r.line);
-            bytes += r.line.len() as u64;
-            next += 1;
+/// One pass's blocks and the checkpoint that accounts for them.
+struct Commit {
+    blocks: Vec<Vec<u8>>,
+    snapshot: Checkpoints,
+}
+
+/// Applies commits in order: blocks into every buffer, then the checkpoint,
+/// then publishes the persisted id. Returns early (dropping later commits,
+/// whose bytes are re-read after the restart) when stopping with a buffer
+/// refusing writes.
+async fn commit_loop(
+    mut rx: tokio::sync::mpsc::Receiver<Commit>,
+    outputs: Vec<Arc<Output>>,
+    checkpoints: CheckpointFile,
+    persisted: watch::Sender<u64>,
+    stop: CancellationToken,
+) {
+    while let Some(mut c) = rx.recv().await {
+        // Behind the reader: fold what is queued into one write and fsync
+        // per buffer and one checkpoint.
+        while let Ok(more) = rx.try_recv() {
+            c.blocks.extend(more.blocks);
+            c.snapshot = more.snapshot;
         }
-        if !enc.is_empty() {
-            blocks.push(enc.finish().to_vec());
+        if !push_blocks(&outputs, &c.blocks, &stop).await {
+            return;
         }
-        self.metrics.records_read.inc_by(records);
-        self.metrics.bytes_read.inc_by(bytes);
-        for out in &self.outputs {
-            let mut start = 0;
-            while start < blocks.len() {
-                // One write and fsync per `batch_bytes` or so, well under
-                // half the buffer bound.
-                let mut end = start;
-                let mut size = 0usize;
-                while end < blocks.len()
-                    && (end == start || size + blocks[end].len() < out.batch_bytes)
-                {
-                    size += blocks[end].len() + 8;
-                    end += 1;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match checkpoints.store(&c.snapshot) {
+                Ok(()) => {
+                    persisted.send_replace(c.snapshot.persisted_rid);
+                    break;
                 }
-                let mut delay = Duration::from_millis(100);
-                loop {
-                    match out.buffer.push_batch(&blocks[start..end]).await {
-                        Ok(_) => break,
-                        Err(e) => {
-                            tracing::error!(output = %out.name, error = %e, "cannot write to the output buffer; retrying");
-                            if stop.is_cancelled() && delay > Duration::from_secs(2) {
-                                // Not checkpointed: re-read after restart.
-                                return None;
-                            }
-                            tokio::time::sleep(delay).await;
-                            delay = (delay * 2).min(Duration::from_secs(5));
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot write log checkpoints; retrying");
+                    if stop.is_cancelled() && delay > Duration::from_secs(2) {
+                        return;
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+/// Encodes `reads` as blocks of consecutive ids from `next` (advanced),
+/// each at most one request of every output.
+fn encode_blocks(
+    outputs: &[Arc<Output>],
+    metrics: &PipelineMetrics,
+    reads: &mut Vec<Read>,
+    enc: &mut BlockEncoder,
+    next: &mut u64,
+) -> Vec<Vec<u8>> {
+    let max_records = outputs.iter().map(|o| o.batch_records).min();
+    let max_records = max_records.unwrap_or(usize::MAX).max(1);
+    let max_bytes = outputs.iter().map(|o| o.batch_bytes).min();
+    let max_bytes = max_bytes.unwrap_or(usize::MAX).max(1);
+    let mut blocks: Vec<Vec<u8>> = Vec::new();
+    let mut bytes = 0u64;
+    let records = reads.len() as u64;
+    enc.start(*next);
+    for r in reads.drain(..) {
+        if !enc.is_empty() && (enc.len() >= max_records || enc.bytes() + r.line.len() > max_bytes) {
+            blocks.push(enc.finish().to_vec());
+            enc.start(*next);
+        }
+        enc.push(r.ts, &r.labels, &r.line);
+        bytes += r.line.len() as u64;
+        *next += 1;
+    }
+    if !enc.is_empty() {
+        blocks.push(enc.finish().to_vec());
+    }
+    metrics.records_read.inc_by(records);
+    metrics.bytes_read.inc_by(bytes);
+    blocks
+}
+
+/// Pushes `blocks` into every buffer, retrying until each has them; false
+/// when stopping before every buffer has them.
+async fn push_blocks(
+    outputs: &[Arc<Output>],
+    blocks: &[Vec<u8>],
+    stop: &CancellationToken,
+) -> bool {
+    for out in outputs {
+        let mut start = 0;
+        while start < blocks.len() {
+            // One write and fsync per `push_bytes` or so.
+            let mut end = start;
+            let mut size = 0usize;
+            while end < blocks.len() && (end == start || size + blocks[end].len() < out.push_bytes)
+            {
+                size += blocks[end].len() + 8;
+                end += 1;
+            }
+            let mut delay = Duration::from_millis(100);
+            loop {
+                match out.buffer.push_batch(&blocks[start..end]).await {
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::error!(output = %out.name, error = %e, "cannot write to the output buffer; retrying");
+                        if stop.is_cancelled() && delay > Duration::from_secs(2) {
+                            // Not checkpointed: re-read after restart.
+                            return false;
                         }
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(5));
                     }
                 }
-                start = end;
             }
+            start = end;
         }
-        Some(next)
     }
+    true
 }
 
 /// Splits `records` into requests of at most `max_records` records and
