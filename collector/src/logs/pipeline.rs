@@ -19,7 +19,7 @@
 //! 4. A buffer batch is acknowledged only after the sink acknowledged it;
 //!    a crash in between re-sends it, which the sinks make idempotent
 //!    (aggregator: same stream+timestamp+line dropped; Elasticsearch:
-//!    `_id` = rid; Kafka: the partition tails are read back at start and
+//!    `create` with `_id` = rid, a 409 conflict means already stored; Kafka: the partition tails are read back at start and
 //!    after errors, and ids already there are skipped).
 
 use std::sync::Arc;

@@ -206,41 +206,13 @@ fn put(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-/// Decodes a record; `None` for a corrupt payload.
+/// Decodes one record of the earlier one-record payload format; `None`
+/// for a corrupt payload.
 pub fn decode(b: &[u8]) -> Option<Record> {
-    decode_cached(b, &mut HashMap::new())
-}
-
-/// Decodes a record, sharing label sets already seen in `cache` (keyed by
-/// their encoded bytes), so a batch allocates each stream's labels once.
-pub fn decode_cached<'a>(
-    b: &'a [u8],
-    cache: &mut HashMap<&'a [u8], Arc<Labels>>,
-) -> Option<Record> {
     let rid = u64::from_le_bytes(b.get(..8)?.try_into().ok()?);
     let ts = i64::from_le_bytes(b.get(8..16)?.try_into().ok()?);
-    let n = u16::from_le_bytes(b.get(16..18)?.try_into().ok()?) as usize;
-    let mut rest = &b[18..];
-    let start = rest;
-    for _ in 0..2 * n {
-        skip(&mut rest)?;
-    }
-    let raw = &start[..start.len() - rest.len()];
-    let labels = match cache.get(raw) {
-        Some(l) => l.clone(),
-        None => {
-            let mut r = raw;
-            let mut labels = Vec::with_capacity(n);
-            for _ in 0..n {
-                let name = take(&mut r)?;
-                let value = take(&mut r)?;
-                labels.push(Label { name, value });
-            }
-            let l = Arc::new(Labels::from_sorted_unchecked(labels));
-            cache.insert(raw, l.clone());
-            l
-        }
-    };
+    let mut rest = &b[16..];
+    let labels = Arc::new(take_labels(&mut rest)?);
     let line = take(&mut rest)?;
     Some(Record {
         rid,
@@ -248,13 +220,6 @@ pub fn decode_cached<'a>(
         labels,
         line,
     })
-}
-
-fn skip(b: &mut &[u8]) -> Option<()> {
-    let n = u32::from_le_bytes(b.get(..4)?.try_into().ok()?) as usize;
-    b.get(4..4 + n)?;
-    *b = &b[4 + n..];
-    Some(())
 }
 
 fn take(b: &mut &[u8]) -> Option<String> {
