@@ -46,6 +46,7 @@ async fn rule_evaluation() {
                     ("instance", format!("host-{i}")),
                 ]),
                 value: 5.0,
+                histogram: None,
             })
             .collect(),
     );
