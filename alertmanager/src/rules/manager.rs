@@ -375,4 +375,51 @@ mod tests {
         assert_eq!(after.rules[0].1[0].active_at, since);
         stop.cancel();
     }
+
+    #[tokio::test]
+    async fn results_go_to_the_backend_writer_with_external_labels() {
+        use crate::rules::writer::FnWriter;
+        let dir = tempfile::tempdir().unwrap();
+        let got: Arc<Mutex<Vec<(Labels, f64, i64)>>> = Arc::default();
+        let g2 = Arc::clone(&got);
+        let writer = FnWriter(move |series: Vec<(Labels, f64)>, ts: i64| {
+            g2.lock()
+                .extend(series.into_iter().map(|(l, v)| (l, v, ts)));
+            async { Ok(()) }
+        });
+        let stop = CancellationToken::new();
+        let m = RuleManager::new(
+            RuleBackend {
+                querier: Arc::new(One),
+                writer: Some(Arc::new(writer)),
+            },
+            Arc::new(|_| {}),
+            BTreeMap::from([("replica".to_string(), "r1".to_string())]),
+            "http://x".into(),
+            dir.path().to_path_buf(),
+            Metrics::default(),
+            stop.clone(),
+        )
+        .unwrap();
+        m.set_groups("file:", vec![group()]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !got
+            .lock()
+            .iter()
+            .any(|(l, _, _)| l.get("__name__") == Some("ALERTS"))
+        {
+            assert!(std::time::Instant::now() < deadline, "nothing written");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop.cancel();
+        let w = got.lock();
+        let alerts = w
+            .iter()
+            .find(|(l, _, _)| l.get("__name__") == Some("ALERTS"))
+            .unwrap();
+        assert_eq!(alerts.0.get("alertstate"), Some("pending"));
+        assert_eq!(alerts.0.get("replica"), Some("r1"));
+        assert_eq!(alerts.1, 1.0);
+        assert!(alerts.2 > 0);
+    }
 }

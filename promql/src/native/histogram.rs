@@ -75,6 +75,9 @@ pub struct FloatHistogram {
     pub custom_values: Vec<f64>,
 }
 
+/// Buckets as `(index, count)` pairs, ascending by index.
+pub type BucketPairs = Vec<(i32, f64)>;
+
 /// `(index, count)` pairs of a span layout, ascending by index.
 pub fn bucket_pairs(spans: &[Span], buckets: &[f64]) -> Vec<(i32, f64)> {
     let mut out = Vec::with_capacity(buckets.len());
@@ -289,7 +292,7 @@ impl FloatHistogram {
 
     /// Non-zero buckets as `(index, count)`, positive then negative: the
     /// layout-independent content two histograms are compared by.
-    pub fn populated(&self) -> (Vec<(i32, f64)>, Vec<(i32, f64)>) {
+    pub fn populated(&self) -> (BucketPairs, BucketPairs) {
         let keep = |v: Vec<(i32, f64)>| v.into_iter().filter(|p| p.1 != 0.0).collect();
         (keep(self.positive_pairs()), keep(self.negative_pairs()))
     }

@@ -48,20 +48,21 @@ impl HistogramStore {
         let s = &mut self.series[idx];
         for (t, mut h) in samples {
             let pos = s.timestamps.partition_point(|&x| x < t);
-            if !h.is_stale() && h.counter_reset_hint != CounterResetHint::Gauge {
-                if let Some(prev) = pos
-                    .checked_sub(1)
-                    .map(|p| &s.histograms[p])
-                    .filter(|p| !p.is_stale())
-                {
-                    h.counter_reset_hint = if prev.counter_reset_hint == CounterResetHint::Gauge {
-                        h.counter_reset_hint
-                    } else if h.detect_reset(prev) {
-                        CounterResetHint::Reset
-                    } else {
-                        CounterResetHint::NotReset
-                    };
-                }
+            let prev = pos
+                .checked_sub(1)
+                .map(|p| &s.histograms[p])
+                .filter(|p| !p.is_stale());
+            if !h.is_stale()
+                && h.counter_reset_hint != CounterResetHint::Gauge
+                && let Some(prev) = prev
+            {
+                h.counter_reset_hint = if prev.counter_reset_hint == CounterResetHint::Gauge {
+                    h.counter_reset_hint
+                } else if h.detect_reset(prev) {
+                    CounterResetHint::Reset
+                } else {
+                    CounterResetHint::NotReset
+                };
             }
             if s.timestamps.get(pos) == Some(&t) {
                 s.histograms[pos] = h;
