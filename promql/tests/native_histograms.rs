@@ -107,7 +107,7 @@ async fn unsupported_expressions_fail_clearly() {
         "rate(lat[5m])",
         "sum(lat)",
         "lat * 2",
-        "histogram_quantile(0.9, lat)",
+        "histogram_quantile(0.9, rate(lat[5m]))",
     ] {
         let e = Engine::default()
             .instant_query(&st, q, 60_000)

@@ -5,7 +5,9 @@
 //! series with histogram samples, the query is evaluated here instead.
 //! Supported shapes: a vector selector (histogram and float samples, with
 //! lookback and staleness) and `histogram_count`, `histogram_sum`,
-//! `histogram_avg` of one. Everything else fails with [`NOT_SUPPORTED`].
+//! `histogram_avg`, `histogram_stddev`, `histogram_stdvar` of one, and
+//! `histogram_quantile` / `histogram_fraction` of one with number
+//! arguments. Everything else fails with [`NOT_SUPPORTED`].
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -13,7 +15,7 @@ use promql_parser::parser::Expr;
 use promql_parser::parser::ast::VectorSelector;
 use tidewatch_common::Labels;
 
-use super::{FloatHistogram, NOT_SUPPORTED};
+use super::{FloatHistogram, NOT_SUPPORTED, stats};
 use crate::engine::{EngineOptions, QueryError, QueryResult};
 use crate::eval::plan::matcher_sets;
 use crate::eval::{RangeMode, at_ms, dur_ms, offset_ms};
@@ -47,6 +49,45 @@ enum Func {
     Sum,
     /// `histogram_avg`.
     Avg,
+    /// `histogram_stddev`.
+    StdDev,
+    /// `histogram_stdvar`.
+    StdVar,
+    /// `histogram_quantile(q, …)`.
+    Quantile(f64),
+    /// `histogram_fraction(lower, upper, …)`.
+    Fraction(f64, f64),
+}
+
+impl Func {
+    /// The float this function makes of a histogram (`None`: identity).
+    fn of(self, h: &FloatHistogram) -> Option<f64> {
+        Some(match self {
+            Func::Identity => return None,
+            Func::Count => h.count,
+            Func::Sum => h.sum,
+            Func::Avg => h.avg(),
+            Func::StdDev => stats::stdvar(h).sqrt(),
+            Func::StdVar => stats::stdvar(h),
+            Func::Quantile(q) => stats::quantile(q, h),
+            Func::Fraction(lo, hi) => stats::fraction(lo, hi, h),
+        })
+    }
+
+    /// Whether float samples are an error (they would be classic buckets)
+    /// rather than ignored.
+    fn rejects_floats(self) -> bool {
+        matches!(self, Func::Quantile(_) | Func::Fraction(..))
+    }
+}
+
+/// A number literal argument (`0.9`, `-Inf`, `(1)`).
+fn number(e: &Expr) -> Option<f64> {
+    match strip_parens(e) {
+        Expr::NumberLiteral(n) => Some(n.val),
+        Expr::Unary(u) => number(&u.expr).map(|v| -v),
+        _ => None,
+    }
 }
 
 /// One query's time parameters.
@@ -97,14 +138,19 @@ fn shape(e: &Expr) -> Option<(Func, &VectorSelector)> {
 fn shape_of(e: &Expr) -> Option<(Func, &VectorSelector)> {
     match strip_parens(e) {
         Expr::VectorSelector(vs) => Some((Func::Identity, vs)),
-        Expr::Call(c) if c.args.args.len() == 1 => {
-            let f = match c.func.name {
-                "histogram_count" => Func::Count,
-                "histogram_sum" => Func::Sum,
-                "histogram_avg" => Func::Avg,
+        Expr::Call(c) => {
+            let a = &c.args.args;
+            let f = match (c.func.name, a.len()) {
+                ("histogram_count", 1) => Func::Count,
+                ("histogram_sum", 1) => Func::Sum,
+                ("histogram_avg", 1) => Func::Avg,
+                ("histogram_stddev", 1) => Func::StdDev,
+                ("histogram_stdvar", 1) => Func::StdVar,
+                ("histogram_quantile", 2) => Func::Quantile(number(&a[0])?),
+                ("histogram_fraction", 3) => Func::Fraction(number(&a[0])?, number(&a[1])?),
                 _ => return None,
             };
-            match strip_parens(&c.args.args[0]) {
+            match strip_parens(a.last()?) {
                 Expr::VectorSelector(vs) => Some((f, vs)),
                 _ => None,
             }
@@ -115,8 +161,9 @@ fn shape_of(e: &Expr) -> Option<(Func, &VectorSelector)> {
 
 fn not_supported(e: &Expr) -> QueryError {
     QueryError::Execution(format!(
-        "{NOT_SUPPORTED} {e}: only selectors and histogram_count, histogram_sum and \
-         histogram_avg of a selector read histogram samples"
+        "{NOT_SUPPORTED} {e}: only selectors and histogram_count, histogram_sum, \
+         histogram_avg, histogram_stddev, histogram_stdvar, histogram_quantile and \
+         histogram_fraction of a selector read histogram samples"
     ))
 }
 
@@ -152,10 +199,27 @@ impl Query<'_> {
         };
         let series = self.select(storage, vs).await?;
         let value = self.apply(func, vs, &series)?;
+        let mut warnings = Vec::new();
+        let mut infos = Vec::new();
+        if let Func::Quantile(q) = func
+            && !(0.0..=1.0).contains(&q)
+        {
+            warnings.push(format!("quantile value should be between 0 and 1, got {q}"));
+        }
+        let nan_observations = series.iter().any(|(_, pts)| {
+            pts.iter()
+                .any(|(_, p)| matches!(p, Point::Histogram(h) if h.sum.is_nan() && !h.is_stale()))
+        });
+        if func.rejects_floats() && nan_observations {
+            infos.push(
+                "input to the histogram function has NaN observations, the result is skewed or NaN"
+                    .into(),
+            );
+        }
         Ok(Some(QueryResult {
             value,
-            warnings: Vec::new(),
-            infos: Vec::new(),
+            warnings,
+            infos,
         }))
     }
 
@@ -254,12 +318,14 @@ impl Query<'_> {
             for t in self.steps() {
                 let v = match (func, self.at(pts, self.reference(vs, t))) {
                     (_, None) => continue,
-                    (Func::Identity, Some(Point::Float(v))) => Point::Float(*v),
-                    (Func::Identity, Some(h)) => h.clone(),
+                    (Func::Identity, Some(p)) => p.clone(),
+                    (f, Some(Point::Float(_))) if f.rejects_floats() => {
+                        return Err(QueryError::Execution(format!(
+                            "{NOT_SUPPORTED} a mix of float and histogram samples for this function"
+                        )));
+                    }
                     (_, Some(Point::Float(_))) => continue,
-                    (Func::Count, Some(Point::Histogram(h))) => Point::Float(h.count),
-                    (Func::Sum, Some(Point::Histogram(h))) => Point::Float(h.sum),
-                    (Func::Avg, Some(Point::Histogram(h))) => Point::Float(h.avg()),
+                    (f, Some(Point::Histogram(h))) => Point::Float(f.of(h).unwrap_or_default()),
                 };
                 if self.instant {
                     let (value, histogram) = match v {

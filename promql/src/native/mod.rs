@@ -3,14 +3,17 @@
 //! them.
 //!
 //! Support is deliberately partial. Selectors return histogram samples
-//! (with lookback and staleness), and `histogram_count`, `histogram_sum`
-//! and `histogram_avg` read them; any other expression over a series
+//! (with lookback and staleness), and `histogram_count`, `histogram_sum`,
+//! `histogram_avg`, `histogram_stddev`, `histogram_stdvar`,
+//! `histogram_quantile` and `histogram_fraction` of a selector read them;
+//! any other expression over a series
 //! holding histogram samples fails with an error starting with
 //! [`NOT_SUPPORTED`] instead of returning a wrong float result.
 
 pub(crate) mod eval;
 pub mod histogram;
 pub mod notation;
+pub mod stats;
 pub(crate) mod store;
 
 use tidewatch_common::Labels;
