@@ -204,41 +204,9 @@ async fn alertmanager_notifications() {
     };
     let (url, count, _) = sink().await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("am.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: {url}\n"
-        ),
-    )
-    .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = std::process::Command::new(bin)
-        .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!("--storage.path={}", dir.path().display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--cluster.listen-address=")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut child, base) = start_alertmanager(&bin, dir.path(), &url, "1h").await;
     let pid = child.id().to_string();
     let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client
-        .get(format!("{base}/-/ready"))
-        .send()
-        .await
-        .map_or(true, |r| !r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "alertmanager did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let n = 2000;
     let now = chrono::Utc::now();
     let ends = now + chrono::Duration::hours(1);
@@ -287,6 +255,179 @@ async fn alertmanager_notifications() {
     );
     let _ = child.kill();
     let _ = child.wait();
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Spawns `bin args` quietly and waits for `{base}/-/ready`.
+async fn spawn_ready(bin: &std::path::Path, args: &[String], base: &str) -> std::process::Child {
+    let child = std::process::Command::new(bin)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client
+        .get(format!("{base}/-/ready"))
+        .send()
+        .await
+        .map_or(true, |r| !r.status().is_success())
+    {
+        assert!(Instant::now() < deadline, "{} did not start", bin.display());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child
+}
+
+/// Debian's Alertmanager delivering every alert group to `hook`.
+async fn start_alertmanager(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    hook: &str,
+    group_interval: &str,
+) -> (std::process::Child, String) {
+    let cfg = dir.join("am.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: {group_interval}\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: {hook}\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let args = vec![
+        format!("--config.file={}", cfg.display()),
+        format!("--storage.path={}", dir.display()),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+        "--cluster.listen-address=".to_string(),
+    ];
+    (spawn_ready(bin, &args, &base).await, base)
+}
+
+/// Threshold crossing → webhook, side by side on the same data: a sample
+/// remote-written into Debian's Prometheus crosses `bench_x > 5`;
+/// Prometheus's own rule (1 s interval) → Alertmanager (`group_wait: 0s`)
+/// → webhook, and Tidewatch's rule (1 s interval, querying that
+/// Prometheus over HTTP) → webhook.
+async fn threshold_delay_side_by_side() {
+    let (Ok(prom_bin), Ok(am_bin)) = (which("prometheus"), which("prometheus-alertmanager")) else {
+        println!("threshold delay side by side: skipped, prometheus or alertmanager not found");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (am_hook, am_count, am_last) = sink().await;
+    let (tw_hook, tw_count, tw_last) = sink().await;
+    std::fs::create_dir_all(dir.path().join("am")).unwrap();
+    let (mut am, am_base) =
+        start_alertmanager(&am_bin, &dir.path().join("am"), &am_hook, "1s").await;
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: High\n        expr: bench_x > 5\n",
+    )
+    .unwrap();
+    let prom_cfg = dir.path().join("prom.yml");
+    std::fs::write(
+        &prom_cfg,
+        format!(
+            "global:\n  evaluation_interval: 1s\nrule_files: ['{}']\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{}']\n",
+            rules.display(),
+            am_base.trim_start_matches("http://")
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let prom_base = format!("http://127.0.0.1:{port}");
+    let args = vec![
+        format!("--config.file={}", prom_cfg.display()),
+        format!("--storage.tsdb.path={}", dir.path().join("prom").display()),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+        "--web.enable-remote-write-receiver".to_string(),
+    ];
+    let mut prom = spawn_ready(&prom_bin, &args, &prom_base).await;
+    let cfg = config(&format!(
+        "query_url: {prom_base}\nrule_files: ['{}']\nroute:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1s\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: {tw_hook}\n",
+        rules.display()
+    ));
+    let mut reg = Registry::default();
+    let stop = CancellationToken::new();
+    let _engine = AlertEngine::start(cfg, &dir.path().join("tw"), &mut reg, stop.clone())
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let push = |v: f64| {
+        let client = client.clone();
+        let url = format!("{prom_base}/api/v1/write");
+        async move {
+            let ts = chrono::Utc::now().timestamp_millis();
+            let body = tidewatch_alertmanager::rules::writer::encode(
+                &[(Labels::from_pairs([("__name__", "bench_x")]), v)],
+                ts,
+            );
+            let r = client
+                .post(url)
+                .header("Content-Encoding", "snappy")
+                .header("Content-Type", "application/x-protobuf")
+                .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+        }
+    };
+    let wait_both = |a: usize, t: usize| {
+        let (am_count, tw_count) = (am_count.clone(), tw_count.clone());
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while am_count.load(Ordering::SeqCst) <= a || tw_count.load(Ordering::SeqCst) <= t {
+                assert!(Instant::now() < deadline, "no notification from both");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    };
+    push(0.0).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (mut am_delays, mut tw_delays) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let (a, t) = (
+            am_count.load(Ordering::SeqCst),
+            tw_count.load(Ordering::SeqCst),
+        );
+        let t0 = now_us();
+        push(10.0).await;
+        wait_both(a, t).await;
+        am_delays.push((am_last.load(Ordering::SeqCst) - t0) as f64 / 1000.0);
+        tw_delays.push((tw_last.load(Ordering::SeqCst) - t0) as f64 / 1000.0);
+        // Resolve; wait for both resolved notifications.
+        let (a, t) = (
+            am_count.load(Ordering::SeqCst),
+            tw_count.load(Ordering::SeqCst),
+        );
+        push(0.0).await;
+        wait_both(a, t).await;
+    }
+    for d in [&mut am_delays, &mut tw_delays] {
+        d.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    }
+    println!(
+        "threshold crossing -> webhook, same Prometheus data, 1 s rule interval: Prometheus+Alertmanager median {:.0} ms (max {:.0}), Tidewatch median {:.0} ms (max {:.0}), 5 crossings",
+        am_delays[2], am_delays[4], tw_delays[2], tw_delays[4]
+    );
+    stop.cancel();
+    let _ = prom.kill();
+    let _ = am.kill();
+    let _ = prom.wait();
+    let _ = am.wait();
 }
 
 fn which(name: &str) -> Result<std::path::PathBuf, ()> {
@@ -364,4 +505,5 @@ async fn main() {
     notifications().await;
     alertmanager_notifications().await;
     threshold_delay().await;
+    threshold_delay_side_by_side().await;
 }
