@@ -95,11 +95,13 @@ pub async fn run(role: Role, mut config: Config) -> anyhow::Result<()> {
         None
     };
     let alerts = if role.has(Role::Alertmanager) {
-        let e = AlertEngine::start(
+        // In `up` rules run against the aggregator in-process.
+        let e = AlertEngine::start_with(
             config.alerting.clone(),
             &dir("alertmanager"),
             registry.sub_registry_with_prefix("alertmanager"),
             background.clone(),
+            aggregator.as_ref().map(crate::rule_backend::in_process),
         )
         .await?;
         router = router.merge(e.router());
@@ -174,7 +176,8 @@ pub async fn run(role: Role, mut config: Config) -> anyhow::Result<()> {
 
 /// Components that talk to the aggregator default to `base_url` (this
 /// process's own address in `up`): the alert engine queries and writes back
-/// through its Prometheus API and remote-write, the platform posts events.
+/// through its Prometheus API and remote-write (in `up` it is handed the
+/// aggregator in-process instead), the platform posts events.
 fn wire_defaults(config: &mut Config, base_url: &str) {
     config
         .alerting

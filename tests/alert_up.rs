@@ -1,8 +1,11 @@
-//! `tidewatch up` with no `alerting.query_url`: the alert engine queries
-//! its own address over HTTP loopback. A rule from `alerting.rule_files`
-//! fires on data imported through `POST /api/v1/import/prometheus`,
-//! reaches a webhook receiver, and `ALERTS{alertname=…}` is queryable
-//! through `/api/v1/query` on the same address.
+//! `tidewatch up`: the alert engine evaluates rules in-process against the
+//! aggregator and appends `ALERTS` straight into its store. To prove no
+//! HTTP is involved, `alerting.query_url` and `remote_write_url` point at a
+//! closed port (they serve components deployed alone). A rule from
+//! `alerting.rule_files` fires on data imported through
+//! `POST /api/v1/import/prometheus`, reaches a webhook receiver, and
+//! `ALERTS{alertname=…}` is queryable through `/api/v1/query` on the same
+//! address.
 
 mod alert_support;
 mod support;
@@ -36,11 +39,16 @@ fn rule_file_alert_fires_in_up_and_writes_back_alerts() {
         "groups:\n  - name: backlog\n    interval: 1s\n    rules:\n      - alert: BacklogHigh\n        expr: tw_alert_up_backlog > 100\n        for: 1s\n        labels: {severity: page}\n        annotations: {summary: 'backlog {{ $value }}'}\n",
     )
     .unwrap();
+    // A port nothing listens on: any HTTP evaluation would fail.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let cfg = dir.path().join("tw.yml");
     std::fs::write(
         &cfg,
         format!(
-            "alerting:\n  rule_files: [{}]\n  route:\n    receiver: hook\n    group_by: [alertname]\n    group_wait: 1s\n    group_interval: 1s\n  receivers:\n    - name: hook\n      webhook_configs:\n        - url: {}/hook\n",
+            "alerting:\n  query_url: http://{dead}\n  remote_write_url: http://{dead}/api/v1/write\n  rule_files: [{}]\n  route:\n    receiver: hook\n    group_by: [alertname]\n    group_wait: 1s\n    group_interval: 1s\n  receivers:\n    - name: hook\n      webhook_configs:\n        - url: {}/hook\n",
             rules.display(),
             hook.url
         ),

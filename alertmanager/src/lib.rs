@@ -46,7 +46,7 @@ use crate::notify::{Integration, Notifier};
 use crate::objects::ObjectStore;
 use crate::rules::group::Group as RuleGroup;
 use crate::rules::manager::RuleManager;
-use crate::rules::querier::HttpQuerier;
+pub use crate::rules::writer::RuleBackend;
 use crate::silence::Silences;
 use crate::store::{AlertStore, PutError};
 
@@ -87,12 +87,27 @@ pub struct AlertEngine {
 
 impl AlertEngine {
     /// Starts rule evaluation and notification dispatch; stops when
-    /// `shutdown` is cancelled.
+    /// `shutdown` is cancelled. Rules are evaluated over HTTP against
+    /// `alerting.query_url` (results remote-written to
+    /// `alerting.remote_write_url`).
     pub async fn start(
         config: Config,
         data_dir: &Path,
         registry: &mut Registry,
         shutdown: CancellationToken,
+    ) -> anyhow::Result<Arc<AlertEngine>> {
+        Self::start_with(config, data_dir, registry, shutdown, None).await
+    }
+
+    /// [`AlertEngine::start`] with rules evaluated against `local` when
+    /// given (`up`: the aggregator's engine and store in-process), in which
+    /// case `alerting.query_url` and `remote_write_url` are not used.
+    pub async fn start_with(
+        config: Config,
+        data_dir: &Path,
+        registry: &mut Registry,
+        shutdown: CancellationToken,
+        local: Option<RuleBackend>,
     ) -> anyhow::Result<Arc<AlertEngine>> {
         std::fs::create_dir_all(data_dir)?;
         let metrics = Metrics::default();
@@ -140,7 +155,7 @@ impl AlertEngine {
             started: Utc::now(),
             rules: std::sync::OnceLock::new(),
         });
-        engine.start_rules(data_dir, shutdown.clone())?;
+        engine.start_rules(data_dir, shutdown.clone(), local)?;
         // Re-dispatch what the journal holds: pending notifications are not
         // lost, delivered ones are deduplicated by the notification log.
         let restored = engine.store.list();
@@ -183,6 +198,7 @@ impl AlertEngine {
         self: &Arc<Self>,
         data_dir: &Path,
         shutdown: CancellationToken,
+        local: Option<RuleBackend>,
     ) -> anyhow::Result<()> {
         let mut groups = Vec::new();
         for f in &expand_globs(&self.config.rule_files)? {
@@ -199,18 +215,25 @@ impl AlertEngine {
                 );
             }
         }
-        let Some(url) = &self.config.query_url else {
-            if !groups.is_empty() || !self.objects.read(|o| o.alarm_policies.is_empty()) {
-                tracing::warn!(
-                    "alerting.query_url is not set: rules and alarm policies are not evaluated"
-                );
+        let backend = match (local, &self.config.query_url) {
+            (Some(b), _) => {
+                tracing::info!("rules are evaluated in-process");
+                b
             }
-            return Ok(());
+            (None, Some(url)) => RuleBackend::http(
+                url,
+                self.config.remote_write_url.as_deref(),
+                self.config.notify.timeout.max(Duration::from_secs(30)),
+            ),
+            (None, None) => {
+                if !groups.is_empty() || !self.objects.read(|o| o.alarm_policies.is_empty()) {
+                    tracing::warn!(
+                        "alerting.query_url is not set: rules and alarm policies are not evaluated"
+                    );
+                }
+                return Ok(());
+            }
         };
-        let querier = Arc::new(HttpQuerier::new(
-            url,
-            self.config.notify.timeout.max(Duration::from_secs(30)),
-        ));
         let weak = Arc::downgrade(self);
         let sink: rules::manager::AlertSink = Arc::new(move |alerts| {
             if let Some(e) = weak.upgrade()
@@ -220,9 +243,8 @@ impl AlertEngine {
             }
         });
         let m = RuleManager::new(
-            querier,
+            backend,
             sink,
-            self.config.remote_write_url.clone(),
             self.config.external_labels.clone(),
             self.config.external_url.clone(),
             data_dir.join("rule-state"),

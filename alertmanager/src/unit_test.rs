@@ -22,6 +22,7 @@ use crate::rules::file;
 use crate::rules::group::{AlertState, Group};
 use crate::rules::querier::{EngineQuerier, Querier};
 use tidewatch_promql::memory::MemStorage;
+use tidewatch_promql::native::{format_histogram, parse_histogram};
 
 /// Options of `promtool test rules`.
 #[derive(Clone, Debug)]
@@ -353,9 +354,21 @@ async fn run_group(
     for s in &tg.input_series {
         let labels = series::parse_labels(&s.series).map_err(|e| vec![format!("    {e}")])?;
         if series::is_native_histogram(&s.values) {
-            // Validated, not loaded: the storage holds floats only.
-            series::count_native_histograms(&s.values)
+            let vals = series::expand_mixed(&s.values)
                 .map_err(|e| vec![format!("    {}: {e}", s.series)])?;
+            let at = |i: usize| mint + i as i64 * interval;
+            let (mut floats, mut hists) = (Vec::new(), Vec::new());
+            for (i, v) in vals.into_iter().enumerate() {
+                match v {
+                    Some(series::Mixed::Float(f)) => floats.push((at(i), f)),
+                    Some(series::Mixed::Histogram(h)) => hists.push((at(i), h)),
+                    None => {}
+                }
+            }
+            if !floats.is_empty() {
+                storage.append(labels.clone(), floats);
+            }
+            storage.append_histograms(labels, hists);
             continue;
         }
         let vals = series::expand(&s.values).map_err(|e| vec![format!("    {}: {e}", s.series)])?;
@@ -481,12 +494,18 @@ fn compare_samples(
 ) -> Option<String> {
     let mut exp = Vec::new();
     for s in &t.exp_samples {
-        if s.histogram.is_some() {
-            return Some(format!(
-                "    expr: {:?}: native histogram samples are not supported",
-                t.expr
-            ));
-        }
+        // Histograms compare as promtool does: by their test notation.
+        let hist = match s.histogram.as_deref().map(parse_histogram) {
+            None => None,
+            Some(Ok((h, rest))) if rest.trim().is_empty() => Some(format_histogram(&h)),
+            Some(Ok(_)) => {
+                return Some(format!(
+                    "    expr: {:?}: expected exactly one histogram in {:?}",
+                    t.expr, s.histogram
+                ));
+            }
+            Some(Err(e)) => return Some(format!("    expr: {:?}, histogram: {e}", t.expr)),
+        };
         let l = if s.labels.trim().is_empty() {
             Labels::empty()
         } else {
@@ -501,22 +520,28 @@ fn compare_samples(
                 }
             }
         };
-        exp.push((l, s.value));
+        exp.push((l, s.value, hist));
     }
-    let mut got: Vec<(Labels, f64)> = got.into_iter().map(|s| (s.labels, s.value)).collect();
+    let mut got: Vec<(Labels, f64, Option<String>)> = got
+        .into_iter()
+        .map(|s| (s.labels, s.value, s.histogram.map(|h| format_histogram(&h))))
+        .collect();
     exp.sort_by(|a, b| a.0.cmp(&b.0));
     got.sort_by(|a, b| a.0.cmp(&b.0));
     let same = exp.len() == got.len()
         && exp
             .iter()
             .zip(&got)
-            .all(|(e, g)| e.0 == g.0 && almost_equal(e.1, g.1, fuzzy));
+            .all(|(e, g)| e.0 == g.0 && almost_equal(e.1, g.1, fuzzy) && e.2 == g.2);
     if same {
         return None;
     }
-    let show = |v: &[(Labels, f64)]| {
+    let show = |v: &[(Labels, f64, Option<String>)]| {
         v.iter()
-            .map(|(l, x)| format!("{{Labels:{l} Value:{x}}}"))
+            .map(|(l, x, h)| match h {
+                Some(h) => format!("{{Labels:{l} Histogram:{h}}}"),
+                None => format!("{{Labels:{l} Value:{x}}}"),
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };

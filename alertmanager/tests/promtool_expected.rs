@@ -4,19 +4,13 @@
 
 use std::path::PathBuf;
 
-use tidewatch_alertmanager::unit_test::{Options, run_file, run_files_with};
+use tidewatch_alertmanager::unit_test::{Options, run_files_with};
 
 fn shared() -> PathBuf {
     std::env::var_os("TIDEWATCH_SHARED")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
 }
-
-/// Rows expected to fail, by (file, EXPECTED.tsv test name): these need
-/// native histograms, which the `Storage` interface does not carry (floats
-/// only). Their histogram series are parsed but not loaded; every other
-/// check in them must pass (documented in docs/alerting.md).
-const KNOWN_GAPS: &[(&str, &str)] = &[("unittest.yml", "Passing Unit Tests")];
 
 struct Row {
     file: String,
@@ -66,36 +60,6 @@ async fn every_file_gives_its_expected_exit_code() {
     let mut checked = 0;
     for r in rows() {
         let path = dir.join(&r.file);
-        if KNOWN_GAPS.contains(&(r.file.as_str(), r.name.as_str())) {
-            // Must fail for the documented reason, nothing else.
-            let errs = run_file(&path, &r.opts)
-                .await
-                .expect_err(&r.name)
-                .join("\n");
-            // Every failing check is a native-histogram one: the float
-            // tests of the same file load and pass.
-            let failures: Vec<&str> = errs
-                .lines()
-                .filter(|l| l.starts_with("    ") && !l.starts_with("     "))
-                .collect();
-            assert!(!failures.is_empty(), "{}: {errs}", r.name);
-            assert!(
-                failures.iter().all(|l| l.contains("native histogram")),
-                "{}: a non-histogram check failed:\n{errs}",
-                r.name
-            );
-            assert_eq!(
-                failures.len(),
-                3,
-                "{}: the three histogram expectations, nothing else:\n{errs}",
-                r.name
-            );
-            println!(
-                "known gap: {} ({}) fails only on native histograms",
-                r.file, r.name
-            );
-            continue;
-        }
         let code = run_files_with(&[path], &r.opts).await;
         checked += 1;
         if code != r.code {
@@ -105,6 +69,7 @@ async fn every_file_gives_its_expected_exit_code() {
             ));
         }
     }
-    assert!(checked >= 20, "only {checked} rows checked");
+    assert_eq!(checked, rows().len(), "every row is checked");
+    assert!(checked >= 21, "only {checked} rows checked");
     assert!(wrong.is_empty(), "wrong exit codes:\n{}", wrong.join("\n"));
 }

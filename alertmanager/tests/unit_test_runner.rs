@@ -39,6 +39,7 @@ impl Tiny {
                 (!is_stale_nan(v)).then_some(Sample {
                     labels: s.labels,
                     value: v,
+                    histogram: None,
                 })
             })
             .collect())
@@ -53,6 +54,7 @@ impl Querier for Tiny {
                 Expr::NumberLiteral(n) => Ok(vec![Sample {
                     labels: Default::default(),
                     value: n.val,
+                    histogram: None,
                 }]),
                 Expr::Binary(b) => {
                     let Expr::NumberLiteral(n) = b.rhs.as_ref() else {

@@ -160,6 +160,18 @@ impl Engine {
             },
         )?;
         let expr = parse(&text)?;
+        if storage.has_histograms() {
+            let q = crate::native::eval::Query {
+                opts: &self.opts,
+                start_ms,
+                end_ms,
+                step_ms,
+                instant,
+            };
+            if let Some(r) = q.evaluate(storage, &expr).await? {
+                return Ok(r);
+            }
+        }
         let ctx = Ctx::new(start_ms, end_ms, step_ms);
         let mut planner = Planner::new(&self.opts, start_ms, end_ms);
         planner.walk(&expr, &ctx);
@@ -285,6 +297,7 @@ fn output(val: Val, ctx: &Ctx, instant: bool) -> Result<Value, QueryError> {
                                 labels: s.labels,
                                 timestamp: ctx.start,
                                 value,
+                                histogram: None,
                             })
                         })
                         .collect(),

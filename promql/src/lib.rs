@@ -23,6 +23,7 @@
 pub mod engine;
 mod eval;
 pub mod memory;
+pub mod native;
 pub mod preprocess;
 pub mod promqltest;
 pub mod storage;

@@ -7,7 +7,7 @@ use std::sync::RwLock;
 use promql_parser::label::Matcher;
 use tidewatch_common::Labels;
 
-use crate::storage::{SelectFuture, SelectRequest, Series, Storage};
+use crate::storage::{HistogramSelectFuture, SelectFuture, SelectRequest, Series, Storage};
 
 /// In-memory series store. Samples of one series are kept sorted by
 /// timestamp; appending a sample at an existing timestamp replaces it.
@@ -20,6 +20,7 @@ pub struct MemStorage {
 struct Inner {
     series: Vec<Series>,
     by_labels: HashMap<Labels, usize>,
+    histograms: crate::native::store::HistogramStore,
 }
 
 impl MemStorage {
@@ -67,6 +68,18 @@ impl MemStorage {
         let mut inner = self.inner.write().expect("memstorage lock");
         inner.series.clear();
         inner.by_labels.clear();
+        inner.histograms.clear();
+    }
+
+    /// Appends native-histogram samples to the series `labels`, setting
+    /// counter-reset hints as Prometheus's TSDB reports them on read.
+    pub fn append_histograms(
+        &self,
+        labels: Labels,
+        samples: impl IntoIterator<Item = (i64, crate::native::FloatHistogram)>,
+    ) {
+        let mut inner = self.inner.write().expect("memstorage lock");
+        inner.histograms.append(labels, samples);
     }
 
     /// Number of series held.
@@ -107,6 +120,25 @@ pub fn matches_all(matchers: &[Matcher], labels: &Labels) -> bool {
 impl Storage for MemStorage {
     fn select(&self, req: SelectRequest) -> SelectFuture<'_> {
         let out = self.select_sync(&req);
+        Box::pin(async move { Ok(out) })
+    }
+
+    fn has_histograms(&self) -> bool {
+        !self
+            .inner
+            .read()
+            .expect("memstorage lock")
+            .histograms
+            .is_empty()
+    }
+
+    fn select_histograms(&self, req: SelectRequest) -> HistogramSelectFuture<'_> {
+        let out = self
+            .inner
+            .read()
+            .expect("memstorage lock")
+            .histograms
+            .select(&req);
         Box::pin(async move { Ok(out) })
     }
 }

@@ -6,6 +6,8 @@ use std::pin::Pin;
 use promql_parser::label::Matcher;
 use tidewatch_common::Labels;
 
+use crate::native::HistogramSeries;
+
 /// One series' samples, columnar: `timestamps[i]` goes with `values[i]`,
 /// timestamps ascending (milliseconds). Staleness markers are stored as the
 /// special NaN bit pattern `STALE_NAN` and are skipped by the engine.
@@ -47,10 +49,25 @@ pub struct StorageError(pub String);
 pub type SelectFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Vec<Series>, StorageError>> + Send + 'a>>;
 
+/// Boxed future returned by [`Storage::select_histograms`].
+pub type HistogramSelectFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<HistogramSeries>, StorageError>> + Send + 'a>>;
+
 /// A source of series.
 pub trait Storage: Send + Sync {
     /// Returns every series matching `req.matchers` with its samples in
     /// `[req.start_ms, req.end_ms]` (series without samples there may be
     /// omitted).
     fn select(&self, req: SelectRequest) -> SelectFuture<'_>;
+
+    /// Whether this storage may hold native-histogram samples; only then
+    /// does the engine look for them (see [`crate::native`]).
+    fn has_histograms(&self) -> bool {
+        false
+    }
+
+    /// Like [`Storage::select`] for native-histogram samples.
+    fn select_histograms(&self, _req: SelectRequest) -> HistogramSelectFuture<'_> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }

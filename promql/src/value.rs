@@ -11,8 +11,10 @@ pub struct Sample {
     pub labels: Labels,
     /// Timestamp (ms).
     pub timestamp: i64,
-    /// Value.
+    /// Value (0 for a histogram sample).
     pub value: f64,
+    /// The native histogram, for a histogram sample.
+    pub histogram: Option<Box<crate::native::FloatHistogram>>,
 }
 
 /// The value of an evaluated expression.

@@ -15,7 +15,8 @@ fn corpus_dir() -> PathBuf {
     shared.join("promqltest")
 }
 
-fn baseline() -> BTreeMap<String, (usize, usize)> {
+/// Per file: (float cases passed, float cases, native-histogram cases passed).
+fn baseline() -> BTreeMap<String, (usize, usize, usize)> {
     let text = include_str!("corpus_baseline.tsv");
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
@@ -23,7 +24,11 @@ fn baseline() -> BTreeMap<String, (usize, usize)> {
             let f: Vec<&str> = l.split('\t').collect();
             (
                 f[0].to_string(),
-                (f[1].parse().unwrap(), f[2].parse().unwrap()),
+                (
+                    f[1].parse().unwrap(),
+                    f[2].parse().unwrap(),
+                    f.get(3).map_or(0, |n| n.parse().unwrap()),
+                ),
             )
         })
         .collect()
@@ -35,9 +40,9 @@ async fn promql_corpus_meets_baseline() {
     let engine = Engine::default();
     let base = baseline();
     let verbose = std::env::var_os("CORPUS_VERBOSE").is_some();
-    let (mut passed, mut total, mut skipped) = (0, 0, 0);
+    let (mut passed, mut total, mut skipped, mut native) = (0, 0, 0, 0);
     let mut regressions = Vec::new();
-    println!("file\tpassed\tfloat_cases\tskipped_native");
+    println!("file\tpassed\tfloat_cases\tnative_passed\tnative_not_passed");
     let target = MemTarget::default();
     let reports = run_corpus(&dir, &target, &engine)
         .await
@@ -45,16 +50,20 @@ async fn promql_corpus_meets_baseline() {
     assert!(!reports.is_empty(), "no corpus files in {}", dir.display());
     for (name, report) in &reports {
         println!(
-            "{name}\t{}\t{}\t{}",
+            "{name}\t{}\t{}\t{}\t{}",
             report.passed(),
             report.total(),
+            report.native_passed(),
             report.skipped()
         );
         if verbose {
             for c in &report.cases {
                 match &c.outcome {
-                    Outcome::Fail(why) => {
+                    Outcome::Fail(why) if !c.native => {
                         println!("  FAIL {name}:{} {}\n       {why}", c.line, c.query)
+                    }
+                    Outcome::Fail(why) => {
+                        println!("  NATIVE-FAIL {name}:{} {}\n       {why}", c.line, c.query)
                     }
                     Outcome::Skipped => println!("  SKIP {name}:{} {}", c.line, c.query),
                     Outcome::Pass => {}
@@ -64,16 +73,23 @@ async fn promql_corpus_meets_baseline() {
         passed += report.passed();
         total += report.total();
         skipped += report.skipped();
+        native += report.native_passed();
         match base.get(name) {
-            Some(&(min, _)) if report.passed() < min => {
+            Some(&(min, _, _)) if report.passed() < min => {
                 regressions.push(format!("{name}: {} < baseline {min}", report.passed()));
+            }
+            Some(&(_, _, min)) if report.native_passed() < min => {
+                regressions.push(format!(
+                    "{name}: native {} < baseline {min}",
+                    report.native_passed()
+                ));
             }
             Some(_) => {}
             None => regressions.push(format!("{name}: no baseline recorded")),
         }
     }
     println!(
-        "TOTAL\t{passed}\t{total}\t{skipped}\t({:.2}%)",
+        "TOTAL\t{passed}\t{total}\t{native}\t{skipped}\t({:.2}% of float cases)",
         100.0 * passed as f64 / total.max(1) as f64
     );
     assert!(

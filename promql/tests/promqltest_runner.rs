@@ -1,5 +1,6 @@
 //! The corpus runner itself: it passes correct expectations, fails wrong
-//! ones, skips native-histogram cases and drives a custom [`Target`].
+//! ones, runs native-histogram cases apart (skipping what the engine does
+//! not evaluate) and drives a custom [`Target`].
 
 use std::sync::Mutex;
 
@@ -28,7 +29,16 @@ eval instant at 0 sum(
     expect fail
 
 eval instant at 1m hist
+    hist {{schema:0 sum:1 count:1 counter_reset_hint:not_reset}}
+
+eval instant at 1m histogram_count(hist)
     {} 1
+
+eval instant at 1m hist
+    hist {{schema:0 sum:2 count:1}}
+
+eval instant at 1m rate(hist[1m])
+    {} {{schema:0}}
 
 clear
 
@@ -44,12 +54,22 @@ async fn runner_reports_pass_fail_and_skip() {
     assert!(matches!(outcomes[1], Outcome::Fail(_)), "{:?}", outcomes[1]);
     assert!(matches!(outcomes[2], Outcome::Pass), "{:?}", outcomes[2]);
     assert!(matches!(outcomes[3], Outcome::Pass));
-    assert!(matches!(outcomes[4], Outcome::Skipped));
-    // After `clear` the metric is gone and the empty expectation holds.
+    // Native histograms: a selector and histogram_count pass, a wrong
+    // sum fails, rate over histograms is not evaluated.
+    assert!(matches!(outcomes[4], Outcome::Pass), "{:?}", outcomes[4]);
     assert!(matches!(outcomes[5], Outcome::Pass), "{:?}", outcomes[5]);
+    assert!(matches!(outcomes[6], Outcome::Fail(_)), "{:?}", outcomes[6]);
+    assert!(matches!(outcomes[7], Outcome::Skipped), "{:?}", outcomes[7]);
+    // After `clear` the metric is gone and the empty expectation holds.
+    assert!(matches!(outcomes[8], Outcome::Pass), "{:?}", outcomes[8]);
     assert_eq!(
-        (report.passed(), report.total(), report.skipped()),
-        (4, 5, 1)
+        (
+            report.passed(),
+            report.total(),
+            report.native_passed(),
+            report.skipped()
+        ),
+        (4, 5, 2, 2)
     );
 }
 
@@ -87,8 +107,8 @@ async fn runner_drives_a_pluggable_target() {
     let target = Recording::default();
     let report = run_file(FILE, &target, &Engine::default()).await.unwrap();
     assert_eq!(report.passed(), 4);
-    // One float series loaded (the histogram is not), one initial and one
-    // explicit clear.
-    assert_eq!(*target.loads.lock().unwrap(), 1);
+    // Both series handed to the target (this one keeps floats only), one
+    // initial and one explicit clear.
+    assert_eq!(*target.loads.lock().unwrap(), 2);
     assert_eq!(*target.clears.lock().unwrap(), 2);
 }

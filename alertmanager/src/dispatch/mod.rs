@@ -156,27 +156,31 @@ impl Dispatcher {
                 let labels = r.group_labels(&a.labels);
                 let key = format!("{}:{}", r.id, labels_text(&labels));
                 let mut groups = self.groups.lock();
-                let g = groups.entry(key.clone()).or_insert_with(|| {
-                    let g = Arc::new(Group {
-                        key,
-                        labels,
-                        params: RouteParams {
-                            receiver: r.receiver.clone(),
-                            group_wait: r.group_wait,
-                            group_interval: r.group_interval,
-                            repeat_interval: r.repeat_interval,
-                            mute: r.mute_time_intervals.clone(),
-                            active: r.active_time_intervals.clone(),
-                        },
-                        alerts: Mutex::new(HashMap::new()),
-                    });
-                    self.pipeline.metrics.groups.inc();
-                    let d = Arc::clone(self);
-                    let g2 = Arc::clone(&g);
-                    tokio::spawn(async move { d.run_group(g2).await });
-                    g
+                if let Some(g) = groups.get(&key) {
+                    g.alerts.lock().insert(a.fingerprint(), a.clone());
+                    continue;
+                }
+                let g = Arc::new(Group {
+                    key: key.clone(),
+                    labels,
+                    params: RouteParams {
+                        receiver: r.receiver.clone(),
+                        group_wait: r.group_wait,
+                        group_interval: r.group_interval,
+                        repeat_interval: r.repeat_interval,
+                        mute: r.mute_time_intervals.clone(),
+                        active: r.active_time_intervals.clone(),
+                    },
+                    alerts: Mutex::new(HashMap::new()),
                 });
+                // The alert goes in before the group's timer starts: with
+                // `group_wait: 0s` the first flush may run at once on
+                // another thread and must see it.
                 g.alerts.lock().insert(a.fingerprint(), a.clone());
+                groups.insert(key, Arc::clone(&g));
+                self.pipeline.metrics.groups.inc();
+                let d = Arc::clone(self);
+                tokio::spawn(async move { d.run_group(g).await });
             }
         }
     }

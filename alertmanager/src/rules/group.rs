@@ -249,6 +249,12 @@ impl Group {
                             ));
                             break;
                         }
+                        if s.histogram.is_some() {
+                            out.errors.push(format!(
+                                "rule {name:?}: recording native histogram samples is not supported"
+                            ));
+                            break;
+                        }
                         out.series.push((l, s.value));
                     }
                 }
@@ -521,6 +527,7 @@ mod tests {
         let q = Fixed(parking_lot::Mutex::new(vec![Sample {
             labels: Labels::from_pairs([("__name__", "x"), ("instance", "a")]),
             value: 5.0,
+            histogram: None,
         }]));
         let e = BTreeMap::new();
         let o = g.eval(&q, 0, &e, "http://x").await;
@@ -554,6 +561,7 @@ mod tests {
         let q = Fixed(parking_lot::Mutex::new(vec![Sample {
             labels: Labels::from_pairs([("__name__", "x")]),
             value: 1.0,
+            histogram: None,
         }]));
         let e = BTreeMap::new();
         let o = g.eval(&q, 0, &e, "").await;

@@ -1,5 +1,5 @@
 //! Runs rule groups on their intervals: evaluates through a [`Querier`],
-//! hands alerts to the engine, remote-writes recording results and
+//! hands alerts to the engine, writes recording results and
 //! `ALERTS`/`ALERTS_FOR_STATE`, and persists each group's alert state so a
 //! restart keeps `for` progress and does not re-notify.
 
@@ -11,7 +11,6 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tidewatch_common::Labels;
-use tidewatch_common::remote_write::{Label, Sample, TimeSeries, WriteRequest};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
@@ -19,6 +18,7 @@ use crate::model::Alert;
 use crate::persist::{read_json, write_json};
 use crate::rules::group::{ActiveAlert, AlertState, Group, Rule, with_external};
 use crate::rules::querier::Querier;
+use crate::rules::writer::{ResultWriter, RuleBackend};
 
 /// Where alerts go.
 pub type AlertSink = Arc<dyn Fn(Vec<Alert>) + Send + Sync>;
@@ -60,7 +60,7 @@ struct Running {
 pub struct RuleManager {
     querier: Arc<dyn Querier>,
     sink: AlertSink,
-    remote: Option<(reqwest::Client, String)>,
+    writer: Option<Arc<dyn ResultWriter>>,
     external_labels: BTreeMap<String, String>,
     external_url: String,
     state_dir: PathBuf,
@@ -73,9 +73,8 @@ impl RuleManager {
     /// A manager; groups are added with [`RuleManager::set_groups`].
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        querier: Arc<dyn Querier>,
+        backend: RuleBackend,
         sink: AlertSink,
-        remote_write_url: Option<String>,
         external_labels: BTreeMap<String, String>,
         external_url: String,
         state_dir: PathBuf,
@@ -83,19 +82,10 @@ impl RuleManager {
         shutdown: CancellationToken,
     ) -> std::io::Result<Arc<RuleManager>> {
         std::fs::create_dir_all(&state_dir)?;
-        let remote = remote_write_url.map(|u| {
-            (
-                reqwest::Client::builder()
-                    .timeout(Duration::from_secs(30))
-                    .build()
-                    .expect("reqwest client"),
-                u,
-            )
-        });
         Ok(Arc::new(RuleManager {
-            querier,
+            querier: backend.querier,
             sink,
-            remote,
+            writer: backend.writer,
             external_labels,
             external_url,
             state_dir,
@@ -248,24 +238,16 @@ impl RuleManager {
                     .collect();
                 (self.sink)(alerts);
             }
-            if let Some((client, url)) = &self.remote
+            if let Some(w) = &self.writer
                 && !out.series.is_empty()
             {
-                let body = encode(&out.series, ts, &self.external_labels);
-                let r = client
-                    .post(url)
-                    .header("Content-Encoding", "snappy")
-                    .header("Content-Type", "application/x-protobuf")
-                    .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-                    .body(body)
-                    .send()
-                    .await;
-                match r {
-                    Ok(r) if r.status().is_success() => {}
-                    Ok(r) => {
-                        tracing::warn!(status = %r.status(), "remote-write of rule results rejected")
-                    }
-                    Err(e) => tracing::warn!(error = %e, "remote-write of rule results failed"),
+                let series: Vec<(Labels, f64)> = out
+                    .series
+                    .iter()
+                    .map(|(l, v)| (with_external(l, &self.external_labels), *v))
+                    .collect();
+                if let Err(e) = w.write(&series, ts).await {
+                    tracing::warn!(error = %e, "writing rule results back failed");
                 }
             }
             let t = chrono::DateTime::from_timestamp_millis(ts).unwrap_or_default();
@@ -310,32 +292,6 @@ impl RuleManager {
     }
 }
 
-/// A snappy-compressed remote-write request of `series` at `ts`.
-pub fn encode(series: &[(Labels, f64)], ts: i64, external: &BTreeMap<String, String>) -> Vec<u8> {
-    let req = WriteRequest {
-        timeseries: series
-            .iter()
-            .map(|(l, v)| TimeSeries {
-                labels: with_external(l, external)
-                    .iter()
-                    .map(|x| Label {
-                        name: x.name.clone(),
-                        value: x.value.clone(),
-                    })
-                    .collect(),
-                samples: vec![Sample {
-                    value: *v,
-                    timestamp: ts,
-                }],
-                exemplars: Vec::new(),
-                histograms: Vec::new(),
-            })
-            .collect(),
-        metadata: Vec::new(),
-    };
-    tidewatch_common::remote_write::encode_write_request(&req)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,6 +305,7 @@ mod tests {
                 Ok(vec![Sample {
                     labels: Labels::from_pairs([("instance", "a")]),
                     value: 1.0,
+                    histogram: None,
                 }])
             })
         }
@@ -385,9 +342,11 @@ mod tests {
         let sink: AlertSink = Arc::new(|_| {});
         let make = |stop: CancellationToken| {
             RuleManager::new(
-                Arc::new(One),
+                RuleBackend {
+                    querier: Arc::new(One),
+                    writer: None,
+                },
                 sink.clone(),
-                None,
                 BTreeMap::new(),
                 "http://x".into(),
                 dir.path().to_path_buf(),
@@ -415,5 +374,52 @@ mod tests {
         let after: GroupState = read_json(&m.state_path(&key)).unwrap().unwrap();
         assert_eq!(after.rules[0].1[0].active_at, since);
         stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn results_go_to_the_backend_writer_with_external_labels() {
+        use crate::rules::writer::FnWriter;
+        let dir = tempfile::tempdir().unwrap();
+        let got: Arc<Mutex<Vec<(Labels, f64, i64)>>> = Arc::default();
+        let g2 = Arc::clone(&got);
+        let writer = FnWriter(move |series: Vec<(Labels, f64)>, ts: i64| {
+            g2.lock()
+                .extend(series.into_iter().map(|(l, v)| (l, v, ts)));
+            async { Ok(()) }
+        });
+        let stop = CancellationToken::new();
+        let m = RuleManager::new(
+            RuleBackend {
+                querier: Arc::new(One),
+                writer: Some(Arc::new(writer)),
+            },
+            Arc::new(|_| {}),
+            BTreeMap::from([("replica".to_string(), "r1".to_string())]),
+            "http://x".into(),
+            dir.path().to_path_buf(),
+            Metrics::default(),
+            stop.clone(),
+        )
+        .unwrap();
+        m.set_groups("file:", vec![group()]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !got
+            .lock()
+            .iter()
+            .any(|(l, _, _)| l.get("__name__") == Some("ALERTS"))
+        {
+            assert!(std::time::Instant::now() < deadline, "nothing written");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop.cancel();
+        let w = got.lock();
+        let alerts = w
+            .iter()
+            .find(|(l, _, _)| l.get("__name__") == Some("ALERTS"))
+            .unwrap();
+        assert_eq!(alerts.0.get("alertstate"), Some("pending"));
+        assert_eq!(alerts.0.get("replica"), Some("r1"));
+        assert_eq!(alerts.1, 1.0);
+        assert!(alerts.2 > 0);
     }
 }

@@ -6,3 +6,4 @@ pub mod group;
 pub mod manager;
 pub mod policy;
 pub mod querier;
+pub mod writer;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use tidewatch_common::Labels;
+use tidewatch_promql::native::FloatHistogram;
 use tidewatch_promql::{Engine, Storage, Value};
 
 /// One instant-vector element of a rule's result.
@@ -15,8 +16,10 @@ use tidewatch_promql::{Engine, Storage, Value};
 pub struct Sample {
     /// Labels, `__name__` included when the expression keeps it.
     pub labels: Labels,
-    /// Value.
+    /// Value (0 for a histogram sample).
     pub value: f64,
+    /// The native histogram of a histogram sample (in-process engine only).
+    pub histogram: Option<Box<FloatHistogram>>,
 }
 
 /// Boxed future of a query.
@@ -66,7 +69,9 @@ struct ApiData {
 #[derive(Deserialize)]
 struct ApiSample {
     metric: std::collections::BTreeMap<String, String>,
-    value: (f64, String),
+    /// Absent for a native-histogram sample (`histogram` instead).
+    #[serde(default)]
+    value: Option<(f64, String)>,
 }
 
 fn parse_value(s: &str) -> f64 {
@@ -101,12 +106,18 @@ impl Querier for HttpQuerier {
                 "vector" => {
                     let v: Vec<ApiSample> = serde_json::from_value(data.result)
                         .map_err(|e| format!("query: bad vector: {e}"))?;
-                    Ok(v.into_iter()
-                        .map(|s| Sample {
-                            labels: Labels::from_pairs(s.metric),
-                            value: parse_value(&s.value.1),
+                    v.into_iter()
+                        .map(|s| {
+                            let value = s.value.ok_or(
+                                "query: native histogram samples in rule results are not supported over HTTP",
+                            )?;
+                            Ok(Sample {
+                                labels: Labels::from_pairs(s.metric),
+                                value: parse_value(&value.1),
+                                histogram: None,
+                            })
                         })
-                        .collect())
+                        .collect()
                 }
                 "scalar" => {
                     let (_, v): (f64, String) = serde_json::from_value(data.result)
@@ -114,6 +125,7 @@ impl Querier for HttpQuerier {
                     Ok(vec![Sample {
                         labels: Labels::empty(),
                         value: parse_value(&v),
+                        histogram: None,
                     }])
                 }
                 t => Err(format!(
@@ -146,11 +158,13 @@ impl Querier for EngineQuerier {
                     .map(|s| Sample {
                         labels: s.labels,
                         value: s.value,
+                        histogram: s.histogram,
                     })
                     .collect()),
                 Value::Scalar { value, .. } => Ok(vec![Sample {
                     labels: Labels::empty(),
                     value,
+                    histogram: None,
                 }]),
                 _ => Err("rule expression must return a vector or scalar".into()),
             }

@@ -2,6 +2,8 @@
 //! expanding value notation (`1+2x3`, `_x2`, `stale`).
 
 use tidewatch_common::Labels;
+use tidewatch_promql::native::{FloatHistogram, expand_histogram_token};
+use tidewatch_promql::promqltest::split_values;
 use tidewatch_promql::storage::STALE_NAN_BITS;
 
 /// Parses `name{a="b"}` (or `{a="b"}`) into labels.
@@ -44,51 +46,31 @@ pub fn is_native_histogram(values: &str) -> bool {
     values.contains("{{")
 }
 
-/// Checks native-histogram notation and returns how many samples it
-/// describes. The storage carries floats only, so such series are
-/// validated and counted but not loaded: tests that need their
-/// histogram values fail with "native histogram … not supported".
-pub fn count_native_histograms(values: &str) -> Result<usize, String> {
-    let mut n = 0;
-    let mut rest = values.trim();
-    while !rest.is_empty() {
-        let body = |r: &str| -> Result<usize, String> {
-            let r = r
-                .strip_prefix("{{")
-                .ok_or_else(|| format!("expected \"{{{{\" at {r:?}"))?;
-            let end = r
-                .find("}}")
-                .ok_or_else(|| format!("unterminated histogram {r:?}"))?;
-            for field in r[..end].split_whitespace() {
-                if !field.contains(':')
-                    && !field.ends_with(']')
-                    && !field
-                        .chars()
-                        .all(|c| c.is_ascii_digit() || ".-+eE".contains(c))
-                {
-                    return Err(format!("invalid histogram field {field:?}"));
-                }
-            }
-            Ok(end + 4)
-        };
-        let used = body(rest)?;
-        let mut tail = &rest[used..];
-        let mut count = 1;
-        if let Some(t) = tail.strip_prefix(['+', '-']) {
-            tail = &t[body(t)?..];
+/// One expanded value of a series that holds native histograms.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mixed {
+    /// A float sample (or stale marker).
+    Float(f64),
+    /// A native histogram.
+    Histogram(FloatHistogram),
+}
+
+/// Expands a values string that may mix native-histogram notation with
+/// float notation; `None` is a missing sample.
+pub fn expand_mixed(values: &str) -> Result<Vec<Option<Mixed>>, String> {
+    let mut out = Vec::new();
+    for tok in split_values(values) {
+        if tok.starts_with("{{") {
+            out.extend(
+                expand_histogram_token(tok)?
+                    .into_iter()
+                    .map(|h| Some(Mixed::Histogram(h))),
+            );
+        } else {
+            out.extend(expand(tok)?.into_iter().map(|v| v.map(Mixed::Float)));
         }
-        if let Some(t) = tail.strip_prefix('x') {
-            let digits = t.chars().take_while(|c| c.is_ascii_digit()).count();
-            let k: usize = t[..digits]
-                .parse()
-                .map_err(|_| format!("invalid repetition in {values:?}"))?;
-            count = k + 1;
-            tail = &t[digits..];
-        }
-        n += count;
-        rest = tail.trim_start();
     }
-    Ok(n)
+    Ok(out)
 }
 
 /// Expands a values string.
@@ -162,15 +144,16 @@ mod tests {
         assert!(v[4].unwrap().to_bits() == STALE_NAN_BITS);
         assert_eq!(expand("1e3").unwrap(), vec![Some(1000.0)]);
         assert!(expand("{{sum:1}}").is_err());
-        assert_eq!(
-            count_native_histograms("{{sum:3 count:2 buckets:[2]}}x2"),
-            Ok(3)
-        );
-        assert_eq!(
-            count_native_histograms("{{sum:3 buckets:[2]}}+{{sum:1 buckets:[1]}}x2 {{count:1}}"),
-            Ok(4)
-        );
-        assert!(count_native_histograms("{{sum:3").is_err());
+        let m = expand_mixed("{{sum:3 count:2 buckets:[2]}}x2 _ stale").unwrap();
+        assert_eq!(m.len(), 5);
+        assert!(matches!(&m[2], Some(Mixed::Histogram(h)) if h.count == 2.0));
+        assert_eq!(m[3], None);
+        assert!(matches!(m[4], Some(Mixed::Float(v)) if v.to_bits() == STALE_NAN_BITS));
+        let m = expand_mixed("{{sum:3 buckets:[2]}}+{{sum:1 buckets:[1]}}x2 {{count:1}}").unwrap();
+        assert_eq!(m.len(), 4);
+        assert!(matches!(&m[2], Some(Mixed::Histogram(h)) if h.sum == 5.0));
+        assert!(expand_mixed("{{sum:3").is_err());
+        assert!(expand_mixed("{{sum:3 bogus:1}}").is_err());
         assert_eq!(parse_labels("up{job=\"a\"}").unwrap().get("job"), Some("a"));
         assert!(parse_labels("up{job=\"a\"").is_err());
     }

@@ -5,7 +5,8 @@
 //! The system under test is pluggable through [`Target`]: the runner hands
 //! it series to load and asks it for a [`Storage`] to query, so the same
 //! corpus can run against [`MemStorage`] or a real ingest path. Cases that
-//! involve native histograms are detected and counted as skipped.
+//! involve native histograms are counted apart from float cases: those the
+//! engine evaluates and gets right are native passes, the rest skipped.
 
 mod parse;
 mod series;
@@ -18,7 +19,7 @@ use tidewatch_common::Labels;
 
 pub use parse::{
     Command, Eval, EvalKind, ExpectedSeries, FailExpect, Load, LoadSeries, parse_duration_ms,
-    parse_file, parse_labels,
+    parse_file, parse_labels, split_values,
 };
 pub use series::{SeqValue, expand, parse_float, series_samples};
 
@@ -50,8 +51,14 @@ pub struct MemTarget {
 impl Target for MemTarget {
     fn load<'a>(&'a self, series: &'a [LoadSeries]) -> TargetFuture<'a> {
         for s in series {
-            self.storage
-                .append(s.labels.clone(), s.samples.iter().copied());
+            if !s.samples.is_empty() || s.histograms.is_empty() {
+                self.storage
+                    .append(s.labels.clone(), s.samples.iter().copied());
+            }
+            if !s.histograms.is_empty() {
+                self.storage
+                    .append_histograms(s.labels.clone(), s.histograms.iter().cloned());
+            }
         }
         Box::pin(async { Ok(()) })
     }
@@ -73,7 +80,7 @@ pub enum Outcome {
     Pass,
     /// It did not; the reason.
     Fail(String),
-    /// Native-histogram case, not run.
+    /// Native-histogram case the engine does not evaluate (or not right).
     Skipped,
 }
 
@@ -86,6 +93,8 @@ pub struct CaseResult {
     pub query: String,
     /// What happened.
     pub outcome: Outcome,
+    /// Whether the case involves native histograms.
+    pub native: bool,
 }
 
 /// Results of one file.
@@ -100,28 +109,32 @@ impl FileReport {
     pub fn passed(&self) -> usize {
         self.cases
             .iter()
-            .filter(|c| c.outcome == Outcome::Pass)
+            .filter(|c| !c.native && c.outcome == Outcome::Pass)
             .count()
     }
     /// Float (non-native-histogram) cases.
     pub fn total(&self) -> usize {
+        self.cases.iter().filter(|c| !c.native).count()
+    }
+    /// Native-histogram cases that passed.
+    pub fn native_passed(&self) -> usize {
         self.cases
             .iter()
-            .filter(|c| c.outcome != Outcome::Skipped)
+            .filter(|c| c.native && c.outcome == Outcome::Pass)
             .count()
     }
-    /// Skipped native-histogram cases.
+    /// Native-histogram cases not passed (not evaluated or wrong).
     pub fn skipped(&self) -> usize {
         self.cases
             .iter()
-            .filter(|c| c.outcome == Outcome::Skipped)
+            .filter(|c| c.native && c.outcome != Outcome::Pass)
             .count()
     }
-    /// Failed cases.
+    /// Failed float cases.
     pub fn failures(&self) -> impl Iterator<Item = &CaseResult> {
         self.cases
             .iter()
-            .filter(|c| matches!(c.outcome, Outcome::Fail(_)))
+            .filter(|c| !c.native && matches!(c.outcome, Outcome::Fail(_)))
     }
 }
 
@@ -160,15 +173,19 @@ pub async fn run_file(
                 }
             }
             Command::Eval(ev) => {
-                let outcome = if ev.native || touches_histograms(&ev.query, &histograms) {
-                    Outcome::Skipped
-                } else {
-                    run_eval(&ev, target.storage(), engine).await
+                let native = ev.native || touches_histograms(&ev.query, &histograms);
+                let outcome = match run_eval(&ev, target.storage(), engine).await {
+                    _ if ev.unreadable => Outcome::Skipped,
+                    Outcome::Fail(m) if native && m.contains(crate::native::NOT_SUPPORTED) => {
+                        Outcome::Skipped
+                    }
+                    o => o,
                 };
                 report.cases.push(CaseResult {
                     line: ev.line,
                     query: ev.query.clone(),
                     outcome,
+                    native,
                 });
             }
         }
@@ -358,8 +375,24 @@ fn compare(ev: &Eval, r: &QueryResult) -> Result<(), String> {
                 if ev.ordered && idx != pos {
                     return Err(format!("{labels} at position {idx}, expected {pos}"));
                 }
-                let [SeqValue::Value(v)] = exp.values.as_slice() else {
-                    return Err(format!("expected one value for {labels}"));
+                let got = &samples[idx];
+                let v = match (exp.values.as_slice(), &got.histogram) {
+                    ([SeqValue::Value(v)], None) => v,
+                    ([SeqValue::Histogram(h)], Some(g)) if histogram_eq(h, g) => continue,
+                    ([SeqValue::Histogram(h)], _) => {
+                        return Err(format!(
+                            "{labels}: expected {}, got {}",
+                            crate::native::format_histogram(h),
+                            show_vector(std::slice::from_ref(got))
+                        ));
+                    }
+                    ([SeqValue::Value(v)], Some(_)) => {
+                        return Err(format!(
+                            "{labels}: expected {v}, got {}",
+                            show_vector(std::slice::from_ref(got))
+                        ));
+                    }
+                    _ => return Err(format!("expected one value for {labels}")),
                 };
                 if !float_eq(*v, samples[idx].value) {
                     return Err(format!(
@@ -430,10 +463,42 @@ fn compare(ev: &Eval, r: &QueryResult) -> Result<(), String> {
     }
 }
 
+/// Histogram equality as the Prometheus test harness defines it: same
+/// schema, zero bucket width and custom bounds, counts and sum within
+/// [`float_eq`], the same populated buckets; the counter-reset hint only
+/// when the expectation names one.
+pub fn histogram_eq(
+    exp: &crate::native::FloatHistogram,
+    got: &crate::native::FloatHistogram,
+) -> bool {
+    use crate::native::CounterResetHint;
+    let same_buckets = |a: &[(i32, f64)], b: &[(i32, f64)]| {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| x.0 == y.0 && float_eq(x.1, y.1))
+    };
+    let (ep, en) = exp.populated();
+    let (gp, gn) = got.populated();
+    exp.schema == got.schema
+        && exp.zero_threshold == got.zero_threshold
+        && exp.custom_values == got.custom_values
+        && float_eq(exp.count, got.count)
+        && float_eq(exp.sum, got.sum)
+        && float_eq(exp.zero_count, got.zero_count)
+        && same_buckets(&ep, &gp)
+        && same_buckets(&en, &gn)
+        && (exp.counter_reset_hint == CounterResetHint::Unknown
+            || exp.counter_reset_hint == got.counter_reset_hint)
+}
+
 fn show_vector(v: &[crate::value::Sample]) -> String {
     let parts: Vec<String> = v
         .iter()
-        .map(|s| format!("{} {}", s.labels, s.value))
+        .map(|s| match &s.histogram {
+            Some(h) => format!("{} {}", s.labels, crate::native::format_histogram(h)),
+            None => format!("{} {}", s.labels, s.value),
+        })
         .collect();
     format!("[{}]", parts.join(", "))
 }

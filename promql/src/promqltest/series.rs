@@ -1,12 +1,15 @@
 //! promtool series notation: `1+2x10`, `_`, `_x3`, `stale`, `1x5`, `Inf`.
 
+use crate::native::{FloatHistogram, expand_histogram_token};
 use crate::storage::STALE_NAN_BITS;
 
 /// One expanded value: a sample or a gap.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum SeqValue {
     /// A float sample (stale markers use the staleness NaN).
     Value(f64),
+    /// A native-histogram sample.
+    Histogram(Box<FloatHistogram>),
     /// No sample at this position.
     Omitted,
 }
@@ -27,13 +30,15 @@ pub fn parse_float(s: &str) -> Option<f64> {
     Some(if neg { -v } else { v })
 }
 
-/// Expands series-notation tokens into values. Returns `None` on native
-/// histogram notation (`{{…}}`) or on malformed input.
+/// Expands series-notation tokens (floats and native-histogram
+/// notation, see [`crate::native::notation`]) into values.
 pub fn expand(tokens: &[&str]) -> Result<Vec<SeqValue>, String> {
     let mut out = Vec::new();
     for &tok in tokens {
         if tok.starts_with("{{") {
-            return Err("native histogram".into());
+            let hs = expand_histogram_token(tok)?;
+            out.extend(hs.into_iter().map(|h| SeqValue::Histogram(Box::new(h))));
+            continue;
         }
         let (head, times) = match tok.rfind('x') {
             Some(p) if p + 1 < tok.len() && tok[p + 1..].chars().all(|c| c.is_ascii_digit()) => (
@@ -90,7 +95,7 @@ pub fn expand(tokens: &[&str]) -> Result<Vec<SeqValue>, String> {
 
 /// Expands promtool series notation (`"0+10x5 _ stale 3"`) into samples
 /// `interval_ms` apart starting at 0; gaps are skipped and `stale` becomes
-/// the staleness marker. Native-histogram notation is an error.
+/// the staleness marker. Native histograms are left out.
 pub fn series_samples(values: &str, interval_ms: i64) -> Result<Vec<(i64, f64)>, String> {
     let toks: Vec<&str> = values.split_whitespace().collect();
     Ok(expand(&toks)?
@@ -98,7 +103,7 @@ pub fn series_samples(values: &str, interval_ms: i64) -> Result<Vec<(i64, f64)>,
         .enumerate()
         .filter_map(|(k, v)| match v {
             SeqValue::Value(f) => Some((k as i64 * interval_ms, f)),
-            SeqValue::Omitted => None,
+            SeqValue::Histogram(_) | SeqValue::Omitted => None,
         })
         .collect())
 }
@@ -122,7 +127,8 @@ mod tests {
         assert_eq!(vals("3x2"), vec![Value(3.0); 3]);
         assert_eq!(vals("-2 1e3"), vec![Value(-2.0), Value(1000.0)]);
         assert!(matches!(vals("stale")[0], Value(v) if crate::storage::is_stale_nan(v)));
-        assert!(expand(&["{{schema:0}}"]).is_err());
+        assert!(matches!(&vals("{{schema:1}}x1")[1], Histogram(h) if h.schema == 1));
+        assert!(expand(&["{{schema:0"]).is_err());
     }
 
     #[test]
