@@ -74,10 +74,13 @@ def _rewrite(value: str, prefixes: list[tuple[str, str]]) -> str:
 
 
 def _rewrite_text(text: str, prefixes: list[tuple[str, str]]) -> str:
-    """Like ``_rewrite`` for every path inside a config file (at path boundaries)."""
-    for path, local in prefixes:
-        text = re.sub(r"(?<![\w/.-])" + re.escape(path) + r"(?=[/\s\"',\]}]|$)", local, text, flags=re.M)
-    return text
+    """Like ``_rewrite`` for every path inside a config file (at path boundaries, in one pass)."""
+    if not prefixes:
+        return text
+    local = dict(prefixes)
+    alternatives = "|".join(re.escape(p) for p, _ in sorted(prefixes, key=lambda p: -len(p[0])))
+    pattern = r"(?<![\w/.-])(" + alternatives + r")(?=[/\s\"',\]}]|$)"
+    return re.sub(pattern, lambda m: local[m.group(1)], text, flags=re.M)
 
 
 def start_container(wl: dict, by_key: dict, root: Path, host_paths: dict[str, str] | None = None,
@@ -111,8 +114,15 @@ def start_container(wl: dict, by_key: dict, root: Path, host_paths: dict[str, st
         host = dig(vol, "hostPath", "path")
         if host and (host in host_paths or m.get("readOnly")):
             # A read-only host directory (logs, procfs, sysfs) is the host's own, or a stand-in.
+            target = host_paths.get(host, host)
+            if local.exists():
+                # Already visible through a parent mount's link (/host/sys, then /host/sys/fs/cgroup).
+                if local.resolve() != Path(target).resolve():
+                    raise AssertionError(f"cannot emulate mount {m['mountPath']} of {host}: "
+                                         f"it lies inside another mount that shows {local.resolve()}")
+                continue
             local.parent.mkdir(parents=True, exist_ok=True)
-            local.symlink_to(host_paths.get(host, host))
+            local.symlink_to(target)
             continue
         local.mkdir(parents=True, exist_ok=True)
         cm = dig(vol, "configMap", "name")

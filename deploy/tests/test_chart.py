@@ -541,13 +541,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait(what: str, timeout: float, check) -> None:
+def _wait(what: str, timeout: float, check, detail=lambda: "") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}\n{detail()}")
 
 
 def _site_packages() -> Path:
@@ -602,7 +602,11 @@ class ChartValuesTakeEffectTest(unittest.TestCase):
                                    and f'output="{output}"' in line)
 
                     # Kafka: the broker acknowledged every line (the sink counts acknowledgements only).
-                    _wait("the Kafka output to be acknowledged", 90, lambda: sent("kafka") >= len(lines))
+                    def detail() -> str:
+                        with urllib.request.urlopen(run.url("/metrics"), timeout=5) as resp:
+                            metrics = [line for line in resp.read().decode().splitlines() if "log_" in line]
+                        return "\n".join(metrics) + "\n" + run.log()
+                    _wait("the Kafka output to be acknowledged", 90, lambda: sent("kafka") >= len(lines), detail)
                     self.assertEqual(sent("kafka"), len(lines))
 
                     # Elasticsearch: the documents are in the index the values named.
@@ -610,7 +614,7 @@ class ChartValuesTakeEffectTest(unittest.TestCase):
                         _get_json(f"http://127.0.0.1:{eport}/chart-logs/_refresh")
                         r = _get_json(f"http://127.0.0.1:{eport}/chart-logs/_search?size=100")
                         return sorted(h["_source"]["message"] for h in (r or {}).get("hits", {}).get("hits", []))
-                    _wait("documents in chart-logs", 90, lambda: len(es_messages()) >= len(lines))
+                    _wait("documents in chart-logs", 90, lambda: len(es_messages()) >= len(lines), detail)
                     self.assertEqual(es_messages(), sorted(lines))
                 finally:
                     run.kill()
