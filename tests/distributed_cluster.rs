@@ -54,13 +54,20 @@ fn queries(end_s: f64, start_s: f64) -> Vec<String> {
             "/api/v1/series?{}&start={start_s}&end={end_s}",
             sel("dist_test{producer=\"p1\"}")
         ),
-        format!("/api/v1/series?{}&{}", sel("dist_test{s=~\"1|2\"}"), sel("{s=\"19\"}")),
+        format!(
+            "/api/v1/series?{}&{}",
+            sel("dist_test{s=~\"1|2\"}"),
+            sel("{s=\"19\"}")
+        ),
         format!("/api/v1/series?{}&limit=3", sel("dist_test")),
         "/api/v1/labels".to_string(),
         format!("/api/v1/labels?{}", sel("dist_test{s=\"3\"}")),
         "/api/v1/label/s/values".to_string(),
         "/api/v1/label/__name__/values".to_string(),
-        format!("/api/v1/label/producer/values?{}", sel("dist_test{s=\"3\"}")),
+        format!(
+            "/api/v1/label/producer/values?{}",
+            sel("dist_test{s=\"3\"}")
+        ),
     ]);
     out
 }

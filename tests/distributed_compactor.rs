@@ -84,7 +84,14 @@ fn one_compactor_merges_replicas_blocks_and_applies_retention_in_the_bucket() {
     let recent = (now_ms() - 6 * HOUR).div_euclid(2 * HOUR) * 2 * HOUR;
     let old = recent - 4 * HOUR;
     let write = |producer: usize, req: i64, base: i64| {
-        let r = request("comp_test", &format!("p{producer}"), SERIES, SAMPLES, req, base);
+        let r = request(
+            "comp_test",
+            &format!("p{producer}"),
+            SERIES,
+            SAMPLES,
+            req,
+            base,
+        );
         for node in [&replicas[producer], &single] {
             assert_eq!(
                 post_remote_write(&client, &node.url("/api/v1/write"), &r),
@@ -98,9 +105,11 @@ fn one_compactor_merges_replicas_blocks_and_applies_retention_in_the_bucket() {
             write(p, req, base);
         }
         for (p, node) in replicas.iter().enumerate() {
-            wait_until("the round's block to be uploaded", Duration::from_secs(60), || {
-                metric(node, "blocks_uploaded_total") > uploaded[p]
-            });
+            wait_until(
+                "the round's block to be uploaded",
+                Duration::from_secs(60),
+                || metric(node, "blocks_uploaded_total") > uploaded[p],
+            );
             uploaded[p] = metric(node, "blocks_uploaded_total");
         }
     };
@@ -113,7 +122,10 @@ fn one_compactor_merges_replicas_blocks_and_applies_retention_in_the_bucket() {
     let recent_end = (recent + (ROUNDS * SAMPLES - 1) * 1000) as f64 / 1000.0;
     let old_end = (old + (SAMPLES - 1) * 1000) as f64 / 1000.0;
     let recent_queries: Vec<String> = vec![
-        format!("/api/v1/query?query={}&time={recent_end}", enc("count(comp_test)")),
+        format!(
+            "/api/v1/query?query={}&time={recent_end}",
+            enc("count(comp_test)")
+        ),
         format!(
             "/api/v1/query?query={}&time={recent_end}",
             enc("sum by (producer) (count_over_time(comp_test[2h]))")

@@ -31,7 +31,11 @@ pub const ELASTICSEARCH_OUTPUT: &str = "elasticsearch";
 
 /// Applies the variables `get` returns to `config`; problems go to
 /// `errors` with the variable's name as the path.
-pub fn apply(config: &mut Config, get: &dyn Fn(&str) -> Option<String>, errors: &mut Vec<FieldError>) {
+pub fn apply(
+    config: &mut Config,
+    get: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<FieldError>,
+) {
     let var = |name: &str| get(name).filter(|v| !v.trim().is_empty());
     let mut err = |name: &str, message: String| {
         errors.push(FieldError {
@@ -265,9 +269,15 @@ mod tests {
         let c = load("aggregator: {retention_time: 1d}\n", &[]).unwrap();
         assert_eq!(c.aggregator.retention_time, Duration::from_secs(86_400));
         let c = load("aggregator: {retention_time: 1d}\n", &[(RETENTION, "30d")]).unwrap();
-        assert_eq!(c.aggregator.retention_time, Duration::from_secs(30 * 86_400));
+        assert_eq!(
+            c.aggregator.retention_time,
+            Duration::from_secs(30 * 86_400)
+        );
         let c = load("{}", &[(RETENTION, "")]).unwrap();
-        assert_eq!(c.aggregator.retention_time, Config::default().aggregator.retention_time);
+        assert_eq!(
+            c.aggregator.retention_time,
+            Config::default().aggregator.retention_time
+        );
         let e = load("{}", &[(RETENTION, "two weeks")]).unwrap_err();
         assert!(e.contains("TIDEWATCH_RETENTION: invalid duration"), "{e}");
     }
@@ -325,7 +335,10 @@ mod tests {
         let e = load("{}", &[("TIDEWATCH_KAFKA_TOPIC", "logs")]).unwrap_err();
         assert!(e.contains("TIDEWATCH_KAFKA_BROKERS: required"), "{e}");
         let e = load("{}", &[("TIDEWATCH_ELASTICSEARCH_URL", "es:9200")]).unwrap_err();
-        assert!(e.contains("TIDEWATCH_ELASTICSEARCH_URL: \"es:9200\" is not"), "{e}");
+        assert!(
+            e.contains("TIDEWATCH_ELASTICSEARCH_URL: \"es:9200\" is not"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -351,11 +364,17 @@ mod tests {
         assert_eq!(e[1].smarthost, "own:25");
         assert_eq!(e[1].from, "own@example.com");
         assert_eq!(e[1].tls, SmtpTls::Plain);
-        let e = load(file, &[("TIDEWATCH_SMTP_HOST", "h"), ("TIDEWATCH_SMTP_PORT", "x")])
-            .unwrap_err();
+        let e = load(
+            file,
+            &[("TIDEWATCH_SMTP_HOST", "h"), ("TIDEWATCH_SMTP_PORT", "x")],
+        )
+        .unwrap_err();
         assert!(e.contains("TIDEWATCH_SMTP_PORT: invalid port"), "{e}");
-        let e = load(file, &[("TIDEWATCH_SMTP_HOST", "h"), ("TIDEWATCH_SMTP_TLS", "ssl")])
-            .unwrap_err();
+        let e = load(
+            file,
+            &[("TIDEWATCH_SMTP_HOST", "h"), ("TIDEWATCH_SMTP_TLS", "ssl")],
+        )
+        .unwrap_err();
         assert!(e.contains("TIDEWATCH_SMTP_TLS: expected"), "{e}");
     }
 
@@ -365,8 +384,14 @@ mod tests {
         assert_eq!(c.collector.node.proc_path, PathBuf::from("/host/proc"));
         assert_eq!(c.collector.node.sys_path, PathBuf::from("/host/sys"));
         assert_eq!(c.collector.node.rootfs_path, PathBuf::from("/host"));
-        assert_eq!(c.collector.cgroup.root, PathBuf::from("/host/sys/fs/cgroup"));
+        assert_eq!(
+            c.collector.cgroup.root,
+            PathBuf::from("/host/sys/fs/cgroup")
+        );
         let e = load("{}", &[(HOST_ROOT, "host")]).unwrap_err();
-        assert!(e.contains("TIDEWATCH_HOST_ROOT: must be an absolute path"), "{e}");
+        assert!(
+            e.contains("TIDEWATCH_HOST_ROOT: must be an absolute path"),
+            "{e}"
+        );
     }
 }
