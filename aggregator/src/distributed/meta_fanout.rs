@@ -1,15 +1,11 @@
 //! Query mode: `/api/v1/series`, `/api/v1/labels` and
-//! `/api/v1/label/<name>/values` answered from the fan-out storage (every
-//! consumer by remote-read plus the bucket's blocks) instead of the query
-//! replica's own, empty, index. Parameters, errors and the JSON shape are
-//! those of the single node (`crate::api::meta`).
-//!
-//! A series counts when it has a sample in `[start, end]` (the single node
-//! uses its index's first and last sample times, which is the same unless
-//! a series has a gap spanning the whole range). Without `match[]`,
-//! `labels` and `label/<name>/values` read every series with a name; the
-//! samples travel too (remote-read has no series-only mode here), bounded
-//! by `aggregator.query.max_samples`.
+//! `/api/v1/label/<name>/values` answered from every consumer's index
+//! (their own `POST /api/v1/series`: labels only) plus the series of the
+//! bucket's live blocks, instead of the query replica's own, empty, index.
+//! Parameters, errors and the JSON shape are those of the single node
+//! (`crate::api::meta`). A block's series counts when it has a sample in
+//! `[start, end]` (an index counts a series whose first..last sample span
+//! overlaps it: the same unless a gap spans the whole range).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -20,19 +16,20 @@ use axum::middleware::Next;
 use axum::response::Response;
 use promql_parser::label::{MatchOp, Matcher};
 use serde_json::{Value as Json, json};
-use tidewatch_common::Labels;
 use tidewatch_common::labels::{METRIC_NAME, is_valid_label_name};
-use tidewatch_promql::Storage;
-use tidewatch_promql::storage::SelectRequest;
 
+use super::fanout::FanoutStorage;
 use crate::api::meta::parse_selectors;
 use crate::api::params::{Params, limit, time_or};
 use crate::api::response::{bad_data, error, labels_object, success};
 
+/// `match[]` standing for every series (every stored series has a name).
+const ANY_SERIES: &str = "{__name__=~\".+\"}";
+
 /// What the middleware needs.
 pub struct MetaFanout {
     /// The fan-out storage.
-    pub storage: Arc<dyn Storage>,
+    pub storage: Arc<FanoutStorage>,
     /// Largest request body (`aggregator.limits.max_body_bytes`).
     pub max_body_bytes: usize,
 }
@@ -101,22 +98,21 @@ async fn answer(f: &MetaFanout, ep: &Endpoint, p: &Params) -> Result<Response, F
         return Err(Failure::BadData("no match[] parameter provided".into()));
     }
     let mut sets = parse_selectors(&selectors).map_err(Failure::BadData)?;
+    let mut selectors = selectors;
     if sets.is_empty() {
         sets.push(vec![any_name()]);
+        selectors.push(ANY_SERIES);
     }
-    let mut series: BTreeSet<Labels> = BTreeSet::new();
-    for matchers in sets {
-        let got = f
-            .storage
-            .select(SelectRequest {
-                matchers,
-                start_ms: start,
-                end_ms: end,
-            })
-            .await
-            .map_err(|e| Failure::Execution(e.0))?;
-        series.extend(got.into_iter().map(|s| s.labels));
-    }
+    let series = f
+        .storage
+        .series(
+            &selectors,
+            &sets,
+            (start, p.get("start")),
+            (end, p.get("end")),
+        )
+        .await
+        .map_err(|e| Failure::Execution(e.0))?;
     let take = if limit > 0 { limit } else { usize::MAX };
     let (data, total) = match ep {
         Endpoint::Series => (

@@ -132,13 +132,14 @@ pub async fn start(
                 .iter()
                 .map(|r| remote_read::RemoteReadClient::new(r, d.query.timeout))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            storage = Arc::new(fanout::FanoutStorage::new(
+            let fan = Arc::new(fanout::FanoutStorage::new(
                 replicas,
                 blocks,
                 config.query.max_samples,
             ));
+            storage = fan.clone();
             meta = Some(Arc::new(meta_fanout::MetaFanout {
-                storage: storage.clone(),
+                storage: fan,
                 max_body_bytes: config.limits.max_body_bytes,
             }));
         }
