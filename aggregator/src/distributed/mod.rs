@@ -147,7 +147,7 @@ pub async fn start(
             let o = d.object_store.as_ref().ok_or_else(|| {
                 anyhow::anyhow!("aggregator.distributed.object_store: required in compactor mode")
             })?;
-            let c = &config;
+            let c = config;
             let cm = compactor::CompactorMetrics::default();
             cm.register(registry);
             let comp = compactor::Compactor::new(
