@@ -1,6 +1,8 @@
 //! The one YAML config schema: top-level settings plus a section per component.
 //! Documented in `docs/configuration.md`.
 
+pub mod env;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -65,15 +67,35 @@ impl Validate for Config {
 }
 
 impl Config {
-    /// Loads a file, or the defaults when `path` is `None`. Secrets may come
-    /// from the environment: `TIDEWATCH_*` variables documented per field.
+    /// Loads a file, or the defaults when `path` is `None`, then applies
+    /// the `TIDEWATCH_*` environment overlay ([`env`]) and validates.
+    /// Secrets may come from the environment too (documented per field).
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigErrors> {
-        match path {
-            Some(p) => tidewatch_common::config::load_file(p).map(|c: Config| Config {
-                source: Some(p.to_path_buf()),
-                ..c
-            }),
-            None => Ok(Config::default()),
-        }
+        let get = |k: &str| std::env::var(k).ok();
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p).map_err(|e| {
+                ConfigErrors(vec![FieldError {
+                    path: String::new(),
+                    message: format!("cannot read {}: {e}", p.display()),
+                    line: None,
+                }])
+            })?,
+            None => "{}".to_string(),
+        };
+        Config::load_text(&text, &get).map(|c| Config {
+            source: path.map(Path::to_path_buf),
+            ..c
+        })
+    }
+
+    /// Parses `text`, applies the environment overlay read through `get`,
+    /// validates.
+    pub fn load_text(
+        text: &str,
+        get: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        tidewatch_common::config::load_str_adjusted(text, |c: &mut Config, errors| {
+            env::apply(c, get, errors)
+        })
     }
 }

@@ -1,8 +1,9 @@
 //! The distributed mode on one machine, several processes: two producers
 //! (remote-write clients) → two stateless ingesters → Kafka (Tansu) → two
 //! aggregator replicas (consumer group) → blocks in S3 (SeaweedFS) → query
-//! replicas, whose PromQL answers must equal those of a single-node
-//! `tidewatch aggregator` fed the same requests.
+//! replicas, whose PromQL, series, label names and label values answers
+//! must equal those of a single-node `tidewatch aggregator` fed the same
+//! requests.
 
 mod distributed_support;
 mod support;
@@ -46,6 +47,28 @@ fn queries(end_s: f64, start_s: f64) -> Vec<String> {
             enc(q)
         ));
     }
+    // Series, label names and label values fan out too.
+    let sel = |m: &str| format!("match[]={}", enc(m));
+    out.extend([
+        format!(
+            "/api/v1/series?{}&start={start_s}&end={end_s}",
+            sel("dist_test{producer=\"p1\"}")
+        ),
+        format!(
+            "/api/v1/series?{}&{}",
+            sel("dist_test{s=~\"1|2\"}"),
+            sel("{s=\"19\"}")
+        ),
+        format!("/api/v1/series?{}&limit=3", sel("dist_test")),
+        "/api/v1/labels".to_string(),
+        format!("/api/v1/labels?{}", sel("dist_test{s=\"3\"}")),
+        "/api/v1/label/s/values".to_string(),
+        "/api/v1/label/__name__/values".to_string(),
+        format!(
+            "/api/v1/label/producer/values?{}",
+            sel("dist_test{s=\"3\"}")
+        ),
+    ]);
     out
 }
 
@@ -63,7 +86,7 @@ fn kafka_s3_cluster_answers_like_a_single_node() {
         "agg-a",
         &format!(
             "    mode: consumer\n    replica: agg-a\n{kafka}{}",
-            s3_yaml(&s3, true)
+            s3_yaml(&s3)
         ),
     );
     let agg_b = start(
@@ -71,7 +94,7 @@ fn kafka_s3_cluster_answers_like_a_single_node() {
         "agg-b",
         &format!(
             "    mode: consumer\n    replica: agg-b\n{kafka}{}",
-            s3_yaml(&s3, false)
+            s3_yaml(&s3)
         ),
     );
     let ingesters: Vec<Tidewatch> = (0..PRODUCERS)
@@ -90,13 +113,13 @@ fn kafka_s3_cluster_answers_like_a_single_node() {
             "    mode: query\n    query: {{replicas: ['http://{}', 'http://{}']}}\n{}",
             agg_a.addr,
             agg_b.addr,
-            s3_yaml(&s3, false)
+            s3_yaml(&s3)
         ),
     );
     let blocks_only = start(
         dir,
         "query-blocks",
-        &format!("    mode: query\n{}", s3_yaml(&s3, false)),
+        &format!("    mode: query\n{}", s3_yaml(&s3)),
     );
 
     // Two producers, each writing to its ingester and to the single node.
@@ -192,6 +215,22 @@ fn kafka_s3_cluster_answers_like_a_single_node() {
             metric(ing, "kafka_requests_published_total"),
             REQUESTS as f64
         );
+    }
+    // The metadata answers are not vacuous, and bad requests fail the same way.
+    let series = api_data(
+        &client,
+        &query.url(&format!("/api/v1/series?match[]={}", enc("dist_test"))),
+    )
+    .unwrap();
+    assert_eq!(series.as_array().unwrap().len(), PRODUCERS * SERIES);
+    for bad in [
+        "/api/v1/series",
+        "/api/v1/label/x-y/values",
+        "/api/v1/labels?match[]=rate(x[5m])",
+    ] {
+        let status = |node: &Tidewatch| client.get(node.url(bad)).send().unwrap().status();
+        assert_eq!(status(&query).as_u16(), 400, "{bad}");
+        assert_eq!(status(&single), status(&query), "{bad}");
     }
     // Remote-read is a real Prometheus endpoint: a bad body is a clear 400.
     let r = client

@@ -9,7 +9,10 @@
 //! requests of `SERIES` series × `SAMPLES` samples, back to back. Reported:
 //! acknowledged samples per second (first request to last 204), and for the
 //! distributed setup also the time until the query replica answers the full
-//! sample count (ingest → Kafka → consumers → queryable).
+//! sample count (ingest → Kafka → consumers → queryable). Then the median
+//! latency of a few read requests (PromQL range query, series, label names,
+//! label values) on the single node and on the query replica (fan-out to both
+//! consumers), `QUERY_RUNS` runs each.
 
 mod distributed_support;
 mod support;
@@ -25,6 +28,20 @@ const WRITERS: usize = 4;
 const REQUESTS: i64 = 100;
 const SERIES: usize = 100;
 const SAMPLES: i64 = 10;
+const QUERY_RUNS: usize = 20;
+
+/// Median wall time of `QUERY_RUNS` GETs of `url` (each must succeed).
+fn median_latency(client: &reqwest::blocking::Client, url: &str) -> Duration {
+    let mut times: Vec<Duration> = (0..QUERY_RUNS)
+        .map(|_| {
+            let t = Instant::now();
+            assert!(api_data(client, url).is_some(), "{url}");
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
 
 /// Writes the load to `urls` (writer i uses `urls[i % len]`); returns the
 /// elapsed time until the last acknowledgement.
@@ -72,7 +89,6 @@ fn throughput_single_node_vs_distributed() {
         total() / t.as_secs_f64(),
         total()
     );
-    drop(single);
 
     let (_kafka, kport) = start_kafka(dir);
     let kafka = kafka_yaml(kport);
@@ -131,4 +147,34 @@ fn throughput_single_node_vs_distributed() {
         "distributed end to end (first write to all queryable): {:.0} samples/s ({e2e:?})",
         total() / e2e.as_secs_f64()
     );
+
+    // Reads: the same requests on the single node and on the query replica.
+    let (start_s, end_s) = (base as f64 / 1000.0, (base + 7_000_000) as f64 / 1000.0);
+    let reads = [
+        (
+            "range query sum by (producer) (rate(bench[5m])), 1h, step 60s",
+            format!(
+                "/api/v1/query_range?query={}&start={start_s}&end={}&step=60",
+                enc("sum by (producer) (rate(bench[5m]))"),
+                start_s + 3600.0
+            ),
+        ),
+        (
+            "series match[]=bench{s=\"7\"}",
+            format!("/api/v1/series?match[]={}", enc("bench{s=\"7\"}")),
+        ),
+        (
+            "labels match[]=bench",
+            format!("/api/v1/labels?match[]=bench&start={start_s}&end={end_s}"),
+        ),
+        (
+            "label/s/values (no match[])",
+            "/api/v1/label/s/values".to_string(),
+        ),
+    ];
+    for (what, path) in reads {
+        let s = median_latency(&client, &single.url(&path));
+        let q = median_latency(&client, &query.url(&path));
+        println!("read {what}: single node {s:?}, query replica {q:?} (median of {QUERY_RUNS})");
+    }
 }

@@ -96,8 +96,19 @@ pub fn parse_yaml<T: DeserializeOwned>(text: &str) -> Result<T, ConfigErrors> {
 
 /// Parses and validates YAML text.
 pub fn load_str<T: DeserializeOwned + Validate>(text: &str) -> Result<T, ConfigErrors> {
-    let v: T = parse_yaml(text)?;
+    load_str_adjusted(text, |_: &mut T, _: &mut Vec<FieldError>| {})
+}
+
+/// Parses YAML text, lets `adjust` change the value (an environment
+/// overlay, say, which reports its own errors into the vector), then
+/// validates the result.
+pub fn load_str_adjusted<T: DeserializeOwned + Validate>(
+    text: &str,
+    adjust: impl FnOnce(&mut T, &mut Vec<FieldError>),
+) -> Result<T, ConfigErrors> {
+    let mut v: T = parse_yaml(text)?;
     let mut errors = Vec::new();
+    adjust(&mut v, &mut errors);
     v.validate("", &mut errors);
     if errors.is_empty() {
         Ok(v)

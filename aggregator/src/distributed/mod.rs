@@ -6,8 +6,8 @@
 //!   replicas share the partitions through a consumer group and commit
 //!   offsets only after the WAL made the data durable.
 //! - Blocks go to S3-compatible object storage through the `object_store`
-//!   crate ([`bucket`], [`upload`]); one replica (`compactor: true`) owns
-//!   clean-up and retention in the bucket.
+//!   crate ([`bucket`], [`upload`]); one process in `compactor` mode
+//!   ([`compactor`]) owns compaction and retention in the bucket.
 //! - Query replicas ([`fanout`]) merge the consumers' data read with
 //!   Prometheus remote-read ([`remote_read`]) and the bucket's blocks
 //!   ([`block_cache`]).
@@ -18,10 +18,12 @@
 
 pub mod block_cache;
 pub mod bucket;
+pub mod compactor;
 pub mod config;
 pub mod fanout;
 pub mod kafka_consume;
 pub mod kafka_ingest;
+pub mod meta_fanout;
 pub mod metrics;
 pub mod partition;
 pub mod remote_read;
@@ -46,6 +48,7 @@ use crate::store::Store;
 /// The running distributed parts of one aggregator process.
 pub struct Distributed {
     publisher: Option<Arc<kafka_ingest::Publisher>>,
+    meta: Option<Arc<meta_fanout::MetaFanout>>,
     uploader: Option<Arc<upload::Uploader>>,
     stop: CancellationToken,
     tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
@@ -71,6 +74,7 @@ pub async fn start(
     let mut storage = local;
     let mut publisher = None;
     let mut uploader = None;
+    let mut meta = None;
     let metrics = metrics::DistMetrics::default();
     metrics.register(registry);
     let replica = d.replica_name().unwrap_or_else(|| "standalone".into());
@@ -94,6 +98,17 @@ pub async fn start(
             )));
         }
         Mode::Query => {
+            // A query replica with brokers also takes remote-write (the
+            // alert engine's ALERTS, collectors behind one Service) and
+            // publishes it, like an ingester.
+            if !d.kafka.brokers.is_empty() {
+                publisher = Some(Arc::new(kafka_ingest::Publisher::connect(
+                    &d.kafka,
+                    store.clone(),
+                    metrics.clone(),
+                    stop.clone(),
+                )?));
+            }
             let blocks = match &d.object_store {
                 Some(o) => {
                     let dir = o
@@ -117,11 +132,37 @@ pub async fn start(
                 .iter()
                 .map(|r| remote_read::RemoteReadClient::new(r, d.query.timeout))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            storage = Arc::new(fanout::FanoutStorage::new(
+            let fan = Arc::new(fanout::FanoutStorage::new(
                 replicas,
                 blocks,
                 config.query.max_samples,
             ));
+            storage = fan.clone();
+            meta = Some(Arc::new(meta_fanout::MetaFanout {
+                storage: fan,
+                max_body_bytes: config.limits.max_body_bytes,
+            }));
+        }
+        Mode::Compactor => {
+            let o = d.object_store.as_ref().ok_or_else(|| {
+                anyhow::anyhow!("aggregator.distributed.object_store: required in compactor mode")
+            })?;
+            let c = config;
+            let cm = compactor::CompactorMetrics::default();
+            cm.register(registry);
+            let comp = compactor::Compactor::new(
+                bucket::BlockBucket::new(o)?,
+                compactor::CompactorSettings {
+                    name: d.replica_name().unwrap_or_else(|| "compactor".into()),
+                    work_dir: data_dir.join("compactor"),
+                    retention_ms: c.retention_time.as_millis() as i64,
+                    block_ms: c.block_duration.as_millis() as i64,
+                    out_of_order_ms: c.out_of_order_window.as_millis() as i64,
+                    min_blocks: c.compact_min_blocks.max(2),
+                },
+                cm,
+            );
+            tasks.push(tokio::spawn(comp.run(o.sync_interval, stop.clone())));
         }
         Mode::Standalone => {}
     }
@@ -130,7 +171,6 @@ pub async fn start(
             bucket::BlockBucket::new(o)?,
             replica,
             store,
-            o.compactor,
             metrics.blocks_uploaded.clone(),
         ));
         tasks.push(tokio::spawn(up.clone().run(o.sync_interval, stop.clone())));
@@ -141,6 +181,7 @@ pub async fn start(
         storage,
         Some(Arc::new(Distributed {
             publisher,
+            meta,
             uploader,
             stop,
             tasks: parking_lot::Mutex::new(tasks),
@@ -161,9 +202,17 @@ async fn intercept_write(
 }
 
 impl Distributed {
-    /// In ingester mode, routes `POST /api/v1/write` to Kafka; otherwise
-    /// returns `routes` unchanged.
+    /// In ingester mode, routes `POST /api/v1/write` to Kafka; in query
+    /// mode, answers series, label names and label values from the
+    /// fan-out; otherwise returns `routes` unchanged.
     pub fn wrap_router(&self, routes: Router) -> Router {
+        let routes = match &self.meta {
+            Some(m) => routes.layer(axum::middleware::from_fn_with_state(
+                m.clone(),
+                meta_fanout::intercept,
+            )),
+            None => routes,
+        };
         match &self.publisher {
             Some(p) => routes.layer(axum::middleware::from_fn_with_state(
                 p.clone(),

@@ -101,15 +101,18 @@ pub fn decode<M: Message + Default>(body: &[u8], limit: usize) -> Result<M, Stri
 #[derive(Clone)]
 pub struct RemoteReadClient {
     http: reqwest::Client,
+    base: String,
     url: String,
 }
 
 impl RemoteReadClient {
     /// A client of `base` (`http://host:port`).
     pub fn new(base: &str, timeout: Duration) -> anyhow::Result<Self> {
+        let base = base.trim_end_matches('/').to_string();
         Ok(RemoteReadClient {
             http: reqwest::Client::builder().timeout(timeout).build()?,
-            url: format!("{}/api/v1/read", base.trim_end_matches('/')),
+            url: format!("{base}/api/v1/read"),
+            base,
         })
     }
 
@@ -157,6 +160,47 @@ impl RemoteReadClient {
             .flat_map(|r: QueryResult| r.timeseries)
             .map(series_from_wire)
             .collect())
+    }
+}
+
+impl RemoteReadClient {
+    /// The replica's series matching any of `selectors` (`match[]`) with
+    /// `start`/`end` as given to the Prometheus API, read from its index
+    /// with `POST /api/v1/series` (labels only, no samples).
+    pub async fn series(
+        &self,
+        selectors: &[&str],
+        start: Option<&str>,
+        end: Option<&str>,
+    ) -> Result<Vec<Labels>, String> {
+        let url = format!("{}/api/v1/series", self.base);
+        let mut form: Vec<(&str, &str)> = selectors.iter().map(|s| ("match[]", *s)).collect();
+        form.extend(start.map(|s| ("start", s)));
+        form.extend(end.map(|e| ("end", e)));
+        let resp = self
+            .http
+            .post(&url)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| format!("series {url}: {e}"))?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| format!("series {url}: {e}"))?;
+        if !status.is_success() {
+            return Err(format!(
+                "series {url}: {status}: {}",
+                String::from_utf8_lossy(&body).trim()
+            ));
+        }
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            data: Vec<std::collections::BTreeMap<String, String>>,
+        }
+        let a: Answer = serde_json::from_slice(&body).map_err(|e| format!("series {url}: {e}"))?;
+        Ok(a.data.into_iter().map(Labels::from_pairs).collect())
     }
 }
 

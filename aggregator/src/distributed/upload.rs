@@ -1,7 +1,6 @@
 //! Uploading a replica's flushed (and locally compacted) blocks to the
-//! bucket, and — on the one replica with `object_store.compactor: true` —
-//! the bucket's clean-up: deleting blocks replaced by compaction and blocks
-//! past `aggregator.retention_time`.
+//! bucket. Clean-up, retention and cross-replica compaction in the bucket
+//! belong to the one compactor ([`super::compactor`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -17,7 +16,6 @@ pub struct Uploader {
     bucket: BlockBucket,
     replica: String,
     store: Arc<Store>,
-    compactor: bool,
     uploads: prometheus_client::metrics::counter::Counter,
     uploaded: tokio::sync::Mutex<Option<HashSet<String>>>,
 }
@@ -28,31 +26,24 @@ impl Uploader {
         bucket: BlockBucket,
         replica: String,
         store: Arc<Store>,
-        compactor: bool,
         uploads: prometheus_client::metrics::counter::Counter,
     ) -> Self {
         Uploader {
             bucket,
             replica,
             store,
-            compactor,
             uploads,
             uploaded: tokio::sync::Mutex::new(None),
         }
     }
 
-    /// Uploads every local block not yet in the bucket; then, on the
-    /// compactor, cleans the bucket up.
+    /// Uploads every local block the bucket neither holds nor has merged
+    /// away.
     pub async fn sync_once(&self) -> anyhow::Result<()> {
         let mut guard = self.uploaded.lock().await;
         if guard.is_none() {
-            *guard = Some(
-                self.bucket
-                    .names(&self.replica)
-                    .await?
-                    .into_iter()
-                    .collect(),
-            );
+            let all = self.bucket.list().await?;
+            *guard = Some(super::bucket::known_names(&all, &self.replica));
         }
         let uploaded = guard.as_mut().expect("set above");
         for b in self.store.blocks() {
@@ -71,29 +62,6 @@ impl Uploader {
                     tracing::debug!(block = %b.meta.name, "block vanished before upload: {e}");
                 }
                 Err(e) => return Err(e),
-            }
-        }
-        drop(guard);
-        if self.compactor {
-            self.clean_bucket().await?;
-        }
-        Ok(())
-    }
-
-    async fn clean_bucket(&self) -> anyhow::Result<()> {
-        let all = self.bucket.list().await?;
-        let live: HashSet<(String, String)> = super::bucket::live(all.clone())
-            .into_iter()
-            .map(|b| (b.replica, b.meta.name))
-            .collect();
-        let rt = self.store.config().retention_time.as_millis() as i64;
-        let max_t = all.iter().map(|b| b.meta.max_t).max().unwrap_or(i64::MIN);
-        for b in &all {
-            let replaced = !live.contains(&(b.replica.clone(), b.meta.name.clone()));
-            let expired = rt > 0 && b.meta.max_t < max_t.saturating_sub(rt);
-            if replaced || expired {
-                self.bucket.delete(&b.replica, &b.meta.name).await?;
-                tracing::info!(block = %b.meta.name, replica = %b.replica, replaced, expired, "deleted block from the bucket");
             }
         }
         Ok(())

@@ -49,7 +49,10 @@ app.kubernetes.io/part-of: tidewatch
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 
-{{/* The tidewatch config file of one component: top-level fields plus its own section. */}}
+{{/*
+The tidewatch config file of one component: top-level fields plus its own section, taken
+from config.<section>, or given pre-rendered as "body" (YAML).
+*/}}
 {{- define "tidewatch.configFile" -}}
 {{- $root := .root -}}
 {{- $section := .section -}}
@@ -57,9 +60,69 @@ listen: {{ printf "0.0.0.0:%d" (int $root.Values.port) | quote }}
 data_dir: {{ $root.Values.dataDir | quote }}
 log_format: {{ $root.Values.logFormat | quote }}
 {{ $section }}:
+{{- if .body }}
+{{ .body | indent 2 }}
+{{- else }}
 {{- with index $root.Values.config $section }}
 {{ toYaml . | indent 2 }}
 {{- else }} {}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The aggregator's mode in the StatefulSet: Kafka consumers in distributed mode. */}}
+{{- define "tidewatch.aggregatorMode" -}}
+{{- if .Values.distributed.enabled }}consumer{{ else }}standalone{{ end -}}
+{{- end -}}
+
+{{/*
+The `aggregator:` section of one aggregator role (mode: standalone, consumer, ingester, query
+or compactor): config.aggregator plus `distributed` settings derived from the s3 and
+distributed values. Fields the user set under config.aggregator.distributed win, except
+`mode`. Call with (dict "root" $ "mode" "consumer").
+*/}}
+{{- define "tidewatch.aggregatorSection" -}}
+{{- $root := .root -}}
+{{- $v := $root.Values -}}
+{{- $section := deepCopy (default (dict) $v.config.aggregator) -}}
+{{- $userDist := default (dict) (index $section "distributed") -}}
+{{- $dist := dict -}}
+{{- if $v.s3.enabled -}}
+{{- $os := dict "bucket" $v.s3.bucket "region" $v.s3.region "allow_http" $v.s3.allowHttp "sync_interval" $v.s3.syncInterval -}}
+{{- with $v.s3.endpoint }}{{ $_ := set $os "endpoint" . }}{{ end -}}
+{{- with $v.s3.prefix }}{{ $_ := set $os "prefix" (trimSuffix "/" .) }}{{ end -}}
+{{- if ne .mode "ingester" }}{{ $_ := set $dist "object_store" $os }}{{ end -}}
+{{- end -}}
+{{- if $v.distributed.enabled -}}
+{{- $k := $v.distributed.kafka -}}
+{{- if ne .mode "compactor" -}}
+{{- $_ := set $dist "kafka" (dict "brokers" $k.brokers "topic" $k.topic "group" $k.group) -}}
+{{- end -}}
+{{- if eq .mode "query" -}}
+{{- $sts := include "tidewatch.componentName" (dict "root" $root "component" "aggregator") -}}
+{{- $urls := list -}}
+{{- range $i := until (int $v.aggregator.replicas) -}}
+{{- $urls = append $urls (printf "http://%s-%d.%s-headless.%s.svc:%d" $sts $i $sts $root.Release.Namespace (int $v.port)) -}}
+{{- end -}}
+{{- $_ := set $dist "query" (dict "replicas" $urls) -}}
+{{- end -}}
+{{- end -}}
+{{- if eq .mode "compactor" }}{{ $_ := set $dist "replica" "compactor" }}{{ end -}}
+{{- if or $v.s3.enabled $v.distributed.enabled -}}
+{{- $merged := mergeOverwrite $dist $userDist -}}
+{{- $_ := set $merged "mode" .mode -}}
+{{- $_ := set $section "distributed" $merged -}}
+{{- end -}}
+{{- toYaml $section -}}
+{{- end -}}
+
+{{/* The S3 credentials of the aggregator roles (the names the object_store crate reads). */}}
+{{- define "tidewatch.s3Env" -}}
+{{- with .Values.s3 }}
+{{- if .enabled }}
+{{- include "tidewatch.secretEnv" (dict "root" $ "env" "AWS_ACCESS_KEY_ID" "existingSecret" .existingSecret "key" .accessKeyIdKey "value" .accessKeyId) }}
+{{- include "tidewatch.secretEnv" (dict "root" $ "env" "AWS_SECRET_ACCESS_KEY" "existingSecret" .existingSecret "key" .secretAccessKeyKey "value" .secretAccessKey) }}
+{{- end }}
 {{- end }}
 {{- end -}}
 
@@ -141,7 +204,7 @@ readinessProbe:
 
 {{/* Pod template annotations: config checksum so a config change rolls the pods. */}}
 {{- define "tidewatch.podAnnotations" -}}
-checksum/config: {{ include "tidewatch.configFile" (dict "root" .root "section" .section) | sha256sum }}
+checksum/config: {{ include "tidewatch.configFile" . | sha256sum }}
 {{- with .root.Values.podAnnotations }}
 {{ toYaml . }}
 {{- end }}
@@ -157,6 +220,18 @@ checksum/config: {{ include "tidewatch.configFile" (dict "root" .root "section" 
 {{- end -}}
 {{- if and .Values.s3.enabled (not .Values.s3.bucket) -}}
 {{- fail "s3.bucket: required when s3.enabled is true" -}}
+{{- end -}}
+{{- if and .Values.distributed.enabled (not .Values.s3.enabled) -}}
+{{- fail "distributed.enabled: needs s3.enabled (the bucket holds the blocks every query replica reads)" -}}
+{{- end -}}
+{{- if and .Values.distributed.enabled (not .Values.distributed.kafka.brokers) -}}
+{{- fail "distributed.kafka.brokers: at least one broker is required when distributed.enabled is true" -}}
+{{- end -}}
+{{- if and .Values.distributed.enabled (not .Values.aggregator.enabled) -}}
+{{- fail "distributed.enabled: needs aggregator.enabled (the aggregator StatefulSet runs the Kafka consumers)" -}}
+{{- end -}}
+{{- if and (gt (int .Values.aggregator.replicas) 1) (not .Values.distributed.enabled) -}}
+{{- fail "aggregator.replicas: more than 1 replica needs distributed.enabled=true (standalone replicas would each hold a different part of the data)" -}}
 {{- end -}}
 {{- if and .Values.smtp.enabled (not .Values.smtp.host) -}}
 {{- fail "smtp.host: required when smtp.enabled is true" -}}
