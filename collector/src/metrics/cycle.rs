@@ -22,6 +22,8 @@ pub(super) struct CycleMetrics {
     pub samples: Gauge,
     pub duration_ms: Gauge,
     pub push_failures: Counter,
+    /// Timestamp (ms) of the newest cycle counted in `cycles`.
+    pub last_timestamp_ms: Gauge,
 }
 
 /// Every source, owned by the collection loop.
@@ -30,6 +32,9 @@ pub(super) struct Sources {
     pub pods: pods::PodIndex,
     pub podcat: podcat::PodCatalogue,
     pub cluster_id: String,
+    pub node_name: String,
+    /// Control-plane probe results (cluster-reporting modes).
+    pub components: Option<kube::components::Components>,
     pub project_label: String,
     pub node: Option<NodeSource>,
     pub cgroup: Option<cgroup::CgroupSource>,
@@ -48,6 +53,8 @@ impl Sources {
                 .replace_all(kube::state::pod_index(view.as_ref(), &owners));
             self.pods
                 .set_projects(kube::state::projects(view.as_ref(), &self.project_label));
+            self.pods
+                .set_capacity(kube::state::capacity(view.as_ref(), &self.node_name));
             owners
         });
         if let Some(n) = &mut self.node {
@@ -62,7 +69,8 @@ impl Sources {
         let mut derived = Vec::new();
         {
             let mut d = Emitter::new(&mut derived, ts);
-            self.tke.derive(out, &mut d);
+            let capacity = self.kube.as_ref().map(|_| self.pods.capacity());
+            self.tke.derive(out, capacity, &mut d);
             if self.kube.is_some() {
                 self.podcat.derive(out, &self.pods, &mut d);
             }
@@ -75,6 +83,10 @@ impl Sources {
             };
             if let (true, Some((view, _)), Some(owners)) = (reports_cluster, &self.kube, &owners) {
                 kube::state::emit_cluster(view.as_ref(), owners, &self.cluster_id, &mut d);
+                if let Some(c) = &self.components {
+                    let state = c.read().clone();
+                    kube::components::emit(&state, view.as_ref(), &self.cluster_id, &mut d);
+                }
             }
         }
         out.append(&mut derived);
@@ -110,9 +122,10 @@ pub(super) async fn collect_loop(
         }
         let started = Instant::now();
         let src = sources.clone();
+        let ts = now_ms();
         let batch = tokio::task::spawn_blocking(move || {
             let mut out = Vec::with_capacity(capacity);
-            src.lock().collect(&mut out, now_ms());
+            src.lock().collect(&mut out, ts);
             out
         })
         .await
@@ -126,6 +139,7 @@ pub(super) async fn collect_loop(
             }
         }
         cm.cycles.inc();
+        cm.last_timestamp_ms.set(ts);
         cm.samples.set(batch.len() as i64);
         cm.duration_ms.set(started.elapsed().as_millis() as i64);
         *latest.write() = Arc::new(batch);

@@ -85,6 +85,11 @@ impl MetricsRuntime {
             cm.duration_ms.clone(),
         );
         registry.register(
+            "last_cycle_timestamp_milliseconds",
+            "Timestamp of the newest cycle counted in cycles_total",
+            cm.last_timestamp_ms.clone(),
+        );
+        registry.register(
             "queue_push_failures",
             "Cycles that could not be written to a queue",
             cm.push_failures.clone(),
@@ -138,6 +143,21 @@ impl MetricsRuntime {
             None
         };
         let kube_view = kube.clone();
+        let components = match &kube {
+            Some((view, mode)) if *mode != kube::Mode::Node => {
+                let state = kube::components::Components::default();
+                let view: Arc<dyn kube::ClusterView> = view.clone();
+                tasks.push(tokio::spawn(kube::components::run(
+                    kube::client(&cfg.kubernetes).await?,
+                    view,
+                    state.clone(),
+                    cfg.interval,
+                    stop.clone(),
+                )));
+                Some(state)
+            }
+            _ => None,
+        };
         let leader = Arc::new(std::sync::atomic::AtomicBool::new(false));
         if cfg.kubernetes.enabled && cfg.kubernetes.mode == kube::Mode::Elected {
             let k = &cfg.kubernetes;
@@ -156,6 +176,8 @@ impl MetricsRuntime {
             pods: pods.clone(),
             podcat: podcat::PodCatalogue::new(&node_name, &cfg.cluster_id),
             cluster_id: cfg.cluster_id.clone(),
+            node_name: node_name.clone(),
+            components,
             project_label: cfg.kubernetes.project_label.clone(),
             node: if cfg.node.enabled {
                 Some(NodeSource::new(&cfg.node)?)
@@ -169,7 +191,7 @@ impl MetricsRuntime {
                 .gpu
                 .then(|| gpu::GpuSource::new(cfg.node.proc_path.clone(), pods.clone())),
             leader,
-            tke: tke::TkeDeriver::new(&node_name, &cfg.cluster_id, !cfg.kubernetes.enabled),
+            tke: tke::TkeDeriver::new(&node_name, &cfg.cluster_id),
         };
         let latest = Arc::new(RwLock::new(Arc::new(Vec::new())));
 
