@@ -12,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::node::NodeSource;
 use super::sample::{Emitter, Sample};
-use super::ship::Endpoint;
 use super::{cgroup, encode, gpu, kube, podcat, pods, tke};
 
 /// Collection self-metrics.
@@ -27,7 +26,7 @@ pub(super) struct CycleMetrics {
 }
 
 /// Every source, owned by the collection loop.
-pub(super) struct Sources {
+pub struct Sources {
     pub kube: Option<(Arc<kube::KubeWatch>, kube::Mode)>,
     pub pods: pods::PodIndex,
     pub podcat: podcat::PodCatalogue,
@@ -100,25 +99,31 @@ pub(super) fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// One cycle every `interval`: collect, enqueue to every endpoint, publish
-/// the snapshot.
+/// One cycle every `interval` (changed by a reload through `interval`):
+/// collect, enqueue to every endpoint, publish the snapshot.
 pub(super) async fn collect_loop(
-    sources: Sources,
-    interval: Duration,
-    extra: Vec<(String, String)>,
-    endpoints: Vec<Arc<Endpoint>>,
+    sources: Arc<Mutex<Sources>>,
+    mut interval: tokio::sync::watch::Receiver<Duration>,
+    shared: Arc<super::live::Shared>,
     latest: Arc<RwLock<Arc<Vec<Sample>>>>,
     cm: CycleMetrics,
     stop: CancellationToken,
 ) {
-    let sources = Arc::new(Mutex::new(sources));
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let ticker_for = |d: Duration| {
+        let mut t = tokio::time::interval(d);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        t
+    };
+    let mut ticker = ticker_for(*interval.borrow_and_update());
     let mut capacity = 1024;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = ticker.tick() => {}
+            Ok(()) = interval.changed() => {
+                ticker = ticker_for(*interval.borrow_and_update());
+                continue;
+            }
         }
         let started = Instant::now();
         let src = sources.clone();
@@ -131,7 +136,8 @@ pub(super) async fn collect_loop(
         .await
         .unwrap_or_default();
         capacity = batch.len() + 64;
-        for ep in &endpoints {
+        let extra = shared.extra();
+        for ep in shared.endpoints().iter() {
             let records = encode::encode_records(&batch, &extra, ep.series_per_record());
             if let Err(e) = ep.push(&records).await {
                 cm.push_failures.inc();

@@ -509,3 +509,142 @@ impl PodCatalogue {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::pods::{ContainerMeta, PodMeta};
+    use tidewatch_common::labels::Labels;
+
+    fn s(name: &str, labels: &[(&str, &str)], v: f64) -> Sample {
+        let mut l = vec![("__name__", name)];
+        l.extend_from_slice(labels);
+        Sample {
+            labels: Labels::from_pairs(l),
+            value: v,
+            timestamp_ms: 0,
+        }
+    }
+
+    fn get(out: &[Sample], name: &str, container: &str) -> Option<f64> {
+        out.iter()
+            .find(|x| {
+                x.labels.metric_name() == Some(name)
+                    && x.labels.get("container_name").unwrap_or("") == container
+            })
+            .map(|x| x.value)
+    }
+
+    /// GPU usage from NVML per-process readings (already mapped to pods by
+    /// the GPU source) joined with GPU Manager requests and the node's and
+    /// cluster's GPU capacity.
+    #[test]
+    fn gpu_catalogue_from_process_readings() {
+        let pods = PodIndex::default();
+        pods.upsert(
+            "uid1",
+            PodMeta {
+                namespace: "ml".into(),
+                name: "train-0".into(),
+                node: "n1".into(),
+                workload_kind: "StatefulSet".into(),
+                workload_name: "train".into(),
+                containers: vec![ContainerMeta {
+                    name: "worker".into(),
+                    id: "c1".into(),
+                    gpu_request: 0.5,
+                    gpu_memory_request: 4.0 * 268435456.0,
+                    ..ContainerMeta::default()
+                }],
+                phase: "Running".into(),
+                ready: true,
+            },
+        );
+        pods.set_capacity(ClusterCapacity {
+            cpu: 8.0,
+            memory: 1e10,
+            gpu: 4.0,
+            gpu_memory: 4.0 * 8e9,
+            master: false,
+        });
+        let pod_l = [("id", "/p"), ("namespace", "ml"), ("pod", "train-0")];
+        let c_l = [
+            ("id", "/p/c1"),
+            ("namespace", "ml"),
+            ("pod", "train-0"),
+            ("container", "worker"),
+        ];
+        let batch = vec![
+            s("container_memory_usage_bytes", &pod_l, 1.0),
+            s("container_memory_usage_bytes", &c_l, 1.0),
+            s("gpu_utilization_percent", &[("gpu", "0")], 30.0),
+            s("gpu_utilization_percent", &[("gpu", "1")], 0.0),
+            s("gpu_memory_total_bytes", &[("gpu", "0")], 8e9),
+            s("gpu_memory_total_bytes", &[("gpu", "1")], 8e9),
+            s(
+                "container_gpu_utilization_percent",
+                &[
+                    ("gpu", "0"),
+                    ("namespace", "ml"),
+                    ("pod", "train-0"),
+                    ("container", "worker"),
+                    ("pid", "7"),
+                ],
+                30.0,
+            ),
+            s(
+                "container_gpu_memory_used_bytes",
+                &[
+                    ("gpu", "0"),
+                    ("namespace", "ml"),
+                    ("pod", "train-0"),
+                    ("container", "worker"),
+                    ("pid", "7"),
+                ],
+                536870912.0,
+            ),
+        ];
+        let mut cat = PodCatalogue::new("n1", "c");
+        let mut out = Vec::new();
+        cat.derive(&batch, &pods, &mut Emitter::new(&mut out, 1000));
+        assert_eq!(
+            get(&out, "k8s_container_gpu_used", "worker"),
+            Some(0.3),
+            "cards"
+        );
+        assert_eq!(get(&out, "k8s_pod_gpu_used", ""), Some(0.3));
+        assert_eq!(get(&out, "k8s_pod_gpu_request", ""), Some(0.5));
+        assert_eq!(
+            get(&out, "k8s_container_rate_gpu_used_request", "worker"),
+            Some(60.0)
+        );
+        assert_eq!(
+            get(&out, "k8s_container_rate_gpu_used_node", "worker"),
+            Some(15.0),
+            "0.3 of 2 cards"
+        );
+        assert_eq!(get(&out, "k8s_pod_gpu_memory_used", ""), Some(536870912.0));
+        assert_eq!(
+            get(&out, "k8s_pod_rate_gpu_memory_used_request", ""),
+            Some(50.0)
+        );
+        let wl = |name: &str| {
+            out.iter()
+                .find(|x| {
+                    x.labels.metric_name() == Some(name)
+                        && x.labels.get("workload_name") == Some("train")
+                })
+                .map(|x| x.value)
+        };
+        assert_eq!(wl("k8s_workload_gpu_used"), Some(0.3));
+        assert!(
+            (wl("k8s_workload_rate_gpu_used_cluster").unwrap() - 7.5).abs() < 1e-9,
+            "0.3 of 4 cluster cards"
+        );
+        // Without NVML readings no GPU usage series are made up.
+        let mut out = Vec::new();
+        cat.derive(&batch[..2], &pods, &mut Emitter::new(&mut out, 2000));
+        assert_eq!(get(&out, "k8s_pod_gpu_used", ""), None);
+        assert_eq!(get(&out, "k8s_pod_gpu_request", ""), Some(0.5));
+    }
+}

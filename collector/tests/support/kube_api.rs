@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each test binary uses a subset of the stand-in
 //! A protocol-level test API server: NOT Kubernetes, a stand-in speaking
 //! the parts of the Kubernetes API the collector's watchers use, with
 //! real-shaped JSON objects: list (`…List` with `metadata.resourceVersion`),
