@@ -86,7 +86,11 @@ fn aggregator_killed_and_restarted_loses_no_cycle() {
     )
     .unwrap();
     let cfg = cfg.display().to_string();
-    let collector = Tidewatch::start("collector", &dir.path().join("collector"), &["--config", &cfg]);
+    let collector = Tidewatch::start(
+        "collector",
+        &dir.path().join("collector"),
+        &["--config", &cfg],
+    );
     wait_until(
         "first cycles stored by the aggregator",
         Duration::from_secs(60),

@@ -115,21 +115,6 @@ impl MetricsRuntime {
             None
         };
         let kube_view = kube.clone();
-        let components = match &kube {
-            Some((view, mode)) if *mode != kube::Mode::Node => {
-                let state = kube::components::Components::default();
-                let view: Arc<dyn kube::ClusterView> = view.clone();
-                tasks.push(tokio::spawn(kube::components::run(
-                    kube::client(&cfg.kubernetes).await?,
-                    view,
-                    state.clone(),
-                    cfg.interval,
-                    stop.clone(),
-                )));
-                Some(state)
-            }
-            _ => None,
-        };
         let leader = Arc::new(std::sync::atomic::AtomicBool::new(false));
         if cfg.kubernetes.enabled && cfg.kubernetes.mode == kube::Mode::Elected {
             let k = &cfg.kubernetes;
@@ -143,6 +128,27 @@ impl MetricsRuntime {
                 stop.clone(),
             )));
         }
+        let components = match &kube {
+            Some((view, mode)) if *mode != kube::Mode::Node => {
+                let state = kube::components::Components::default();
+                let view: Arc<dyn kube::ClusterView> = view.clone();
+                tasks.push(tokio::spawn(kube::components::run(
+                    kube::client(&cfg.kubernetes).await?,
+                    view,
+                    state.clone(),
+                    // `elected`: only the Lease holder probes.
+                    if *mode == kube::Mode::Elected {
+                        leader.clone()
+                    } else {
+                        Arc::new(std::sync::atomic::AtomicBool::new(true))
+                    },
+                    cfg.interval,
+                    stop.clone(),
+                )));
+                Some(state)
+            }
+            _ => None,
+        };
         let sources = cycle::Sources {
             kube,
             pods: pods.clone(),

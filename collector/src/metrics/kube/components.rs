@@ -108,6 +108,7 @@ pub async fn run(
     client: Client,
     view: Arc<dyn ClusterView>,
     state: Components,
+    active: Arc<std::sync::atomic::AtomicBool>,
     interval: Duration,
     stop: CancellationToken,
 ) {
@@ -119,6 +120,9 @@ pub async fn run(
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        if !active.load(std::sync::atomic::Ordering::SeqCst) {
+            continue;
         }
         let apiserver = get_text(&client, "/readyz").await.is_some();
         let etcd = get_text(&client, "/readyz/etcd").await.is_some();
