@@ -2,6 +2,7 @@
 //! loop, the latest snapshot served on `/collector/metrics`, and shipping
 //! through durable queues with remote-write.
 
+pub mod catalogue;
 pub mod cgroup;
 mod cycle;
 pub mod encode;
