@@ -340,6 +340,22 @@ async fn every_catalogue_name_is_produced() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Not permitted to look (403) is not "down": the series goes away.
+    api.set_readyz_forbidden(true);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, v) = names(&url).await;
+        if find(&v, "k8s_component_apiserver_ready", &cl).is_none() {
+            assert_eq!(find(&v, "k8s_component_etcd_ready", &cl), Some(0.0));
+            break;
+        }
+        assert_eq!(find(&v, "k8s_component_apiserver_ready", &cl), Some(1.0));
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "apiserver_ready still reported after a 403"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     stop.cancel();
     c.close().await.unwrap();
 }

@@ -60,6 +60,8 @@ struct Inner {
     leases: HashMap<(String, String), Value>,
     /// `/readyz/etcd` fails when set.
     etcd_down: bool,
+    /// `/readyz` answers 403 Forbidden when set (RBAC without the grant).
+    readyz_forbidden: bool,
     /// Scrapes of `/metrics` so far (each adds 10 requests of 50 ms).
     apiserver_scrapes: u64,
     /// Scrapes of the scheduler's metrics through the pod proxy (each adds
@@ -112,7 +114,7 @@ impl TestApiServer {
                 "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}",
                 get(lease_get).put(lease_replace),
             )
-            .route("/readyz", get(|| async { "ok" }))
+            .route("/readyz", get(readyz))
             .route("/readyz/etcd", get(readyz_etcd))
             .route(
                 "/version",
@@ -200,6 +202,18 @@ impl TestApiServer {
     }
 }
 
+async fn readyz(State(s): State<TestApiServer>) -> Response {
+    if s.inner.lock().readyz_forbidden {
+        status(
+            403,
+            "Forbidden",
+            "forbidden: User \"system:serviceaccount:tw:collector\" cannot get path \"/readyz\"",
+        )
+    } else {
+        "ok".into_response()
+    }
+}
+
 async fn readyz_etcd(State(s): State<TestApiServer>) -> Response {
     if s.inner.lock().etcd_down {
         (
@@ -263,6 +277,11 @@ async fn pod_proxy_metrics(
 }
 
 impl TestApiServer {
+    /// Makes `/readyz` answer 403 (`true`) or 200.
+    pub fn set_readyz_forbidden(&self, forbidden: bool) {
+        self.inner.lock().readyz_forbidden = forbidden;
+    }
+
     /// Makes `/readyz/etcd` fail (`true`) or pass.
     pub fn set_etcd_down(&self, down: bool) {
         self.inner.lock().etcd_down = down;

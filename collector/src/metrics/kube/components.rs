@@ -36,7 +36,8 @@ use tokio_util::sync::CancellationToken;
 use super::ClusterView;
 use crate::metrics::sample::Emitter;
 
-/// The latest probe results (`None`: not probed yet).
+/// The latest probe results (`None`: not probed yet, or not permitted —
+/// a 401/403 is not reported as the component being down).
 #[derive(Clone, Debug, Default)]
 pub struct ComponentState {
     /// `/readyz` answered 200.
@@ -86,21 +87,64 @@ fn mean_ms(prev: Option<(f64, f64)>, now: Option<(f64, f64)>) -> Option<f64> {
     (dc > 0.0 && s1 >= s0).then(|| (s1 - s0) / dc * 1000.0)
 }
 
-async fn get_text(client: &Client, path: &str) -> Option<String> {
-    let req = http::Request::get(path).body(Vec::new()).ok()?;
-    client.request_text(req).await.ok()
+/// Result of one probe request.
+enum Probe {
+    Ok(String),
+    /// Error status (other than 401/403) or no answer: the component is down.
+    Down,
+    /// 401/403: not allowed to look; the series is not reported.
+    Denied,
 }
 
-async fn lease_current(api: &Api<Lease>, name: &str) -> bool {
-    let Ok(Some(lease)) = api.get_opt(name).await else {
-        return false;
+async fn probe(client: &Client, path: &str) -> Probe {
+    let Ok(req) = http::Request::get(path).body(Vec::new()) else {
+        return Probe::Down;
     };
-    let Some(spec) = lease.spec else { return false };
+    match client.request_text(req).await {
+        Ok(t) => Probe::Ok(t),
+        Err(kube::Error::Api(e)) if e.code == 401 || e.code == 403 => {
+            tracing::debug!(path, code = e.code, "component probe not permitted");
+            Probe::Denied
+        }
+        Err(_) => Probe::Down,
+    }
+}
+
+/// Readiness from a probe: `None` when not permitted to look.
+fn ready(p: &Probe) -> Option<bool> {
+    match p {
+        Probe::Ok(_) => Some(true),
+        Probe::Down => Some(false),
+        Probe::Denied => None,
+    }
+}
+
+async fn get_text(client: &Client, path: &str) -> Option<String> {
+    match probe(client, path).await {
+        Probe::Ok(t) => Some(t),
+        _ => None,
+    }
+}
+
+/// Whether the Lease `name` is held and renewed within its duration;
+/// `None` when it cannot be read (not permitted).
+async fn lease_current(api: &Api<Lease>, name: &str) -> Option<bool> {
+    let lease = match api.get_opt(name).await {
+        Ok(Some(l)) => l,
+        Ok(None) => return Some(false),
+        Err(kube::Error::Api(e)) if e.code == 401 || e.code == 403 => return None,
+        Err(_) => return Some(false),
+    };
+    let Some(spec) = lease.spec else {
+        return Some(false);
+    };
     let held = spec.lease_duration_seconds.unwrap_or(15) as i64;
-    spec.holder_identity.is_some_and(|h| !h.is_empty())
-        && spec
-            .renew_time
-            .is_some_and(|r| r.0 + chrono::Duration::seconds(held) >= Utc::now())
+    Some(
+        spec.holder_identity.is_some_and(|h| !h.is_empty())
+            && spec
+                .renew_time
+                .is_some_and(|r| r.0 + chrono::Duration::seconds(held) >= Utc::now()),
+    )
 }
 
 /// Probes every `interval` until `stop`.
@@ -124,8 +168,8 @@ pub async fn run(
         if !active.load(std::sync::atomic::Ordering::SeqCst) {
             continue;
         }
-        let apiserver = get_text(&client, "/readyz").await.is_some();
-        let etcd = get_text(&client, "/readyz/etcd").await.is_some();
+        let apiserver = ready(&probe(&client, "/readyz").await);
+        let etcd = ready(&probe(&client, "/readyz/etcd").await);
         let version = get_text(&client, "/version")
             .await
             .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok())
@@ -148,10 +192,10 @@ pub async fn run(
         let scheduler = lease_current(&leases, "kube-scheduler").await;
         let controller_manager = lease_current(&leases, "kube-controller-manager").await;
         let next = ComponentState {
-            apiserver: Some(apiserver),
-            etcd: Some(etcd),
-            scheduler: Some(scheduler),
-            controller_manager: Some(controller_manager),
+            apiserver,
+            etcd,
+            scheduler,
+            controller_manager,
             apiserver_version: version,
             apiserver_latency_ms: mean_ms(api_prev, api_now),
             scheduler_latency_ms: mean_ms(sched_prev, sched_now),
