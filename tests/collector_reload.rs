@@ -176,7 +176,8 @@ fn reload_applies_interval_sources_labels_and_endpoints() {
     wait_until("container series", Duration::from_secs(30), || {
         has_container_series(&tw)
     });
-    assert_eq!(restart_required(&tw, "collector.node_name"), 1.0);
-    assert_eq!(restart_required(&tw, "collector.queue"), 1.0);
+    // (A file write may raise more than one reload; each counts.)
+    assert!(restart_required(&tw, "collector.node_name") >= 1.0);
+    assert!(restart_required(&tw, "collector.queue") >= 1.0);
     assert_eq!(restart_required(&tw, "collector.interval"), 0.0);
 }

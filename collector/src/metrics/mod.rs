@@ -1,6 +1,7 @@
 //! The metrics half of the collector: sources (node, …), the collection
-//! loop, the latest snapshot served on `/collector/metrics`, and shipping
-//! through durable queues with remote-write.
+//! loop, the latest snapshot served on `/collector/metrics`, shipping
+//! through durable queues with remote-write, and the state a config reload
+//! changes at run time (`live`).
 
 pub mod catalogue;
 pub mod cgroup;
@@ -26,14 +27,14 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use parking_lot::{Mutex, RwLock};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Config, Defaults};
 use node::NodeSource;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use sample::Sample;
 use scrape::ScrapeManager;
 use ship::ShipMetrics;
