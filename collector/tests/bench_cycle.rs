@@ -37,7 +37,7 @@ fn collection_cycle_vs_node_exporter_scrape() {
     let pods = PodIndex::default();
     let mut node = NodeSource::new(&NodeConfig::default()).unwrap();
     let mut cg = CgroupSource::new(&CgroupConfig::default(), PathBuf::from("/proc"), pods);
-    let mut tke = TkeDeriver::new("bench", "local", true);
+    let mut tke = TkeDeriver::new("bench", "local");
     let extra = vec![("cluster_id".to_string(), "local".to_string())];
     let rss0 = rss_kib("self");
     let cpu0 = cpu_seconds("self");
@@ -50,7 +50,7 @@ fn collection_cycle_vs_node_exporter_scrape() {
         node.collect(&mut e);
         cg.collect(&mut e);
         let mut derived = Vec::new();
-        tke.derive(&out, &mut Emitter::new(&mut derived, i as i64 * 1000));
+        tke.derive(&out, None, &mut Emitter::new(&mut derived, i as i64 * 1000));
         out.append(&mut derived);
         samples = out.len();
         bytes = encode_records(&out, &extra, 500).iter().map(Vec::len).sum();

@@ -12,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::node::NodeSource;
 use super::sample::{Emitter, Sample};
-use super::ship::Endpoint;
 use super::{cgroup, encode, gpu, kube, podcat, pods, tke};
 
 /// Collection self-metrics.
@@ -22,14 +21,19 @@ pub(super) struct CycleMetrics {
     pub samples: Gauge,
     pub duration_ms: Gauge,
     pub push_failures: Counter,
+    /// Timestamp (ms) of the newest cycle counted in `cycles`.
+    pub last_timestamp_ms: Gauge,
 }
 
 /// Every source, owned by the collection loop.
-pub(super) struct Sources {
+pub struct Sources {
     pub kube: Option<(Arc<kube::KubeWatch>, kube::Mode)>,
     pub pods: pods::PodIndex,
     pub podcat: podcat::PodCatalogue,
     pub cluster_id: String,
+    pub node_name: String,
+    /// Control-plane probe results (cluster-reporting modes).
+    pub components: Option<kube::components::Components>,
     pub project_label: String,
     pub node: Option<NodeSource>,
     pub cgroup: Option<cgroup::CgroupSource>,
@@ -48,6 +52,8 @@ impl Sources {
                 .replace_all(kube::state::pod_index(view.as_ref(), &owners));
             self.pods
                 .set_projects(kube::state::projects(view.as_ref(), &self.project_label));
+            self.pods
+                .set_capacity(kube::state::capacity(view.as_ref(), &self.node_name));
             owners
         });
         if let Some(n) = &mut self.node {
@@ -62,7 +68,8 @@ impl Sources {
         let mut derived = Vec::new();
         {
             let mut d = Emitter::new(&mut derived, ts);
-            self.tke.derive(out, &mut d);
+            let capacity = self.kube.as_ref().map(|_| self.pods.capacity());
+            self.tke.derive(out, capacity, &mut d);
             if self.kube.is_some() {
                 self.podcat.derive(out, &self.pods, &mut d);
             }
@@ -75,6 +82,10 @@ impl Sources {
             };
             if let (true, Some((view, _)), Some(owners)) = (reports_cluster, &self.kube, &owners) {
                 kube::state::emit_cluster(view.as_ref(), owners, &self.cluster_id, &mut d);
+                if let Some(c) = &self.components {
+                    let state = c.read().clone();
+                    kube::components::emit(&state, view.as_ref(), &self.cluster_id, &mut d);
+                }
             }
         }
         out.append(&mut derived);
@@ -88,37 +99,45 @@ pub(super) fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// One cycle every `interval`: collect, enqueue to every endpoint, publish
-/// the snapshot.
+/// One cycle every `interval` (changed by a reload through `interval`):
+/// collect, enqueue to every endpoint, publish the snapshot.
 pub(super) async fn collect_loop(
-    sources: Sources,
-    interval: Duration,
-    extra: Vec<(String, String)>,
-    endpoints: Vec<Arc<Endpoint>>,
+    sources: Arc<Mutex<Sources>>,
+    mut interval: tokio::sync::watch::Receiver<Duration>,
+    shared: Arc<super::live::Shared>,
     latest: Arc<RwLock<Arc<Vec<Sample>>>>,
     cm: CycleMetrics,
     stop: CancellationToken,
 ) {
-    let sources = Arc::new(Mutex::new(sources));
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let ticker_for = |d: Duration| {
+        let mut t = tokio::time::interval(d);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        t
+    };
+    let mut ticker = ticker_for(*interval.borrow_and_update());
     let mut capacity = 1024;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = ticker.tick() => {}
+            Ok(()) = interval.changed() => {
+                ticker = ticker_for(*interval.borrow_and_update());
+                continue;
+            }
         }
         let started = Instant::now();
         let src = sources.clone();
+        let ts = now_ms();
         let batch = tokio::task::spawn_blocking(move || {
             let mut out = Vec::with_capacity(capacity);
-            src.lock().collect(&mut out, now_ms());
+            src.lock().collect(&mut out, ts);
             out
         })
         .await
         .unwrap_or_default();
         capacity = batch.len() + 64;
-        for ep in &endpoints {
+        let extra = shared.extra();
+        for ep in shared.endpoints().iter() {
             let records = encode::encode_records(&batch, &extra, ep.series_per_record());
             if let Err(e) = ep.push(&records).await {
                 cm.push_failures.inc();
@@ -126,6 +145,7 @@ pub(super) async fn collect_loop(
             }
         }
         cm.cycles.inc();
+        cm.last_timestamp_ms.set(ts);
         cm.samples.set(batch.len() as i64);
         cm.duration_ms.set(started.elapsed().as_millis() as i64);
         *latest.write() = Arc::new(batch);

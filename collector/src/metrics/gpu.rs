@@ -19,6 +19,9 @@ use super::sample::Emitter;
 pub struct GpuSource {
     nvml: Option<Nvml>,
     tried: bool,
+    /// Per device: NVML timestamp (µs) of the newest process utilisation
+    /// sample already read.
+    last_seen: Vec<u64>,
     proc: PathBuf,
     pods: PodIndex,
 }
@@ -43,6 +46,7 @@ impl GpuSource {
         GpuSource {
             nvml: None,
             tried: false,
+            last_seen: Vec::new(),
             proc,
             pods,
         }
@@ -61,6 +65,7 @@ impl GpuSource {
         }
         let Some(nvml) = &self.nvml else { return };
         let count = nvml.device_count().unwrap_or(0);
+        self.last_seen.resize(count as usize, 0);
         for i in 0..count {
             let Ok(dev) = nvml.device_by_index(i) else {
                 continue;
@@ -86,7 +91,7 @@ impl GpuSource {
                     UsedGpuMemory::Used(b) => b as f64,
                     UsedGpuMemory::Unavailable => continue,
                 };
-                let (ns, pod, container) = self.container_of(p.pid);
+                let (ns, pod, container) = container_of(&self.proc, &self.pods, p.pid);
                 let pid = p.pid.to_string();
                 e.emit(
                     "container_gpu_memory_used_bytes",
@@ -101,30 +106,60 @@ impl GpuSource {
                     used,
                 );
             }
-        }
-    }
-
-    /// (namespace, pod, container) of a process, empty when unknown.
-    fn container_of(&self, pid: u32) -> (String, String, String) {
-        let Ok(text) = std::fs::read_to_string(self.proc.join(pid.to_string()).join("cgroup"))
-        else {
-            return Default::default();
-        };
-        for line in text.lines() {
-            let path = line.splitn(3, ':').nth(2).unwrap_or("");
-            let Kind::Container { uid, id, .. } = classify(path) else {
-                continue;
-            };
-            if let Some(p) = self.pods.get(&uid) {
-                let c = p
-                    .containers
-                    .iter()
-                    .find(|c| c.id == id)
-                    .map(|c| c.name.clone())
-                    .unwrap_or_default();
-                return (p.namespace, p.name, c);
+            // SM utilisation per process since the last cycle (the newest
+            // sample of each process), as GPU Manager's per-container
+            // utilisation.
+            let since = self.last_seen[i as usize];
+            let samples = dev.process_utilization_stats(since).unwrap_or_default();
+            let mut newest: std::collections::HashMap<u32, (u64, u32)> = Default::default();
+            for s in &samples {
+                let n = newest.entry(s.pid).or_insert((s.timestamp, s.sm_util));
+                if s.timestamp >= n.0 {
+                    *n = (s.timestamp, s.sm_util);
+                }
+            }
+            if let Some(max) = samples.iter().map(|s| s.timestamp).max() {
+                self.last_seen[i as usize] = max;
+            }
+            for (pid, (_, util)) in newest {
+                let (ns, pod, container) = container_of(&self.proc, &self.pods, pid);
+                let pid = pid.to_string();
+                e.emit(
+                    "container_gpu_utilization_percent",
+                    &[
+                        ("gpu", idx.as_str()),
+                        ("uuid", uuid.as_str()),
+                        ("namespace", &ns),
+                        ("pod", &pod),
+                        ("container", &container),
+                        ("pid", &pid),
+                    ],
+                    f64::from(util),
+                );
             }
         }
-        Default::default()
     }
+}
+
+/// (namespace, pod, container) of a process, empty when unknown.
+fn container_of(proc: &std::path::Path, pods: &PodIndex, pid: u32) -> (String, String, String) {
+    let Ok(text) = std::fs::read_to_string(proc.join(pid.to_string()).join("cgroup")) else {
+        return Default::default();
+    };
+    for line in text.lines() {
+        let path = line.splitn(3, ':').nth(2).unwrap_or("");
+        let Kind::Container { uid, id, .. } = classify(path) else {
+            continue;
+        };
+        if let Some(p) = pods.get(&uid) {
+            let c = p
+                .containers
+                .iter()
+                .find(|c| c.id == id)
+                .map(|c| c.name.clone())
+                .unwrap_or_default();
+            return (p.namespace, p.name, c);
+        }
+    }
+    Default::default()
 }

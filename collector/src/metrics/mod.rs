@@ -1,12 +1,15 @@
 //! The metrics half of the collector: sources (node, …), the collection
-//! loop, the latest snapshot served on `/collector/metrics`, and shipping
-//! through durable queues with remote-write.
+//! loop, the latest snapshot served on `/collector/metrics`, shipping
+//! through durable queues with remote-write, and the state a config reload
+//! changes at run time (`live`).
 
+pub mod catalogue;
 pub mod cgroup;
 mod cycle;
 pub mod encode;
 pub mod gpu;
 pub mod kube;
+pub mod live;
 pub mod node;
 pub mod podcat;
 pub mod pods;
@@ -24,6 +27,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use parking_lot::{Mutex, RwLock};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -32,14 +37,14 @@ use crate::{Config, Defaults};
 use node::NodeSource;
 use sample::Sample;
 use scrape::ScrapeManager;
-use ship::{Endpoint, RemoteWriteConfig, ShipMetrics};
+use ship::ShipMetrics;
 
 /// The running metrics pipeline.
 pub struct MetricsRuntime {
     latest: Arc<RwLock<Arc<Vec<Sample>>>>,
     targets: Arc<RwLock<std::collections::BTreeMap<String, scrape::TargetHealth>>>,
     scrapes: Arc<tokio::sync::Mutex<ScrapeManager>>,
-    endpoints: Vec<Arc<Endpoint>>,
+    live: Arc<live::Live>,
     stop: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -61,16 +66,6 @@ impl MetricsRuntime {
         } else {
             cfg.node_name.clone()
         };
-        let mut extra = cfg.external_labels.clone();
-        extra
-            .entry("cluster_id".into())
-            .or_insert(cfg.cluster_id.clone());
-        extra.entry("instance".into()).or_insert(node_name.clone());
-        extra
-            .entry("job".into())
-            .or_insert("tidewatch-collector".into());
-        let extra: Vec<(String, String)> = extra.into_iter().collect();
-
         let ship_metrics = ShipMetrics::register(registry);
         let cm = cycle::CycleMetrics::default();
         registry.register("cycles", "Metric collection cycles run", cm.cycles.clone());
@@ -85,36 +80,20 @@ impl MetricsRuntime {
             cm.duration_ms.clone(),
         );
         registry.register(
+            "last_cycle_timestamp_milliseconds",
+            "Timestamp of the newest cycle counted in cycles_total",
+            cm.last_timestamp_ms.clone(),
+        );
+        registry.register(
             "queue_push_failures",
             "Cycles that could not be written to a queue",
             cm.push_failures.clone(),
         );
 
-        let mut rw = cfg.remote_write.clone();
-        if rw.is_empty() {
-            rw.push(RemoteWriteConfig {
-                url: format!(
-                    "{}/api/v1/write",
-                    defaults.aggregator_url.trim_end_matches('/')
-                ),
-                name: "aggregator".into(),
-                ..RemoteWriteConfig::default()
-            });
-        }
-        let qdir = data_dir.join("remote_write");
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()?;
-        let mut endpoints = Vec::new();
         let mut tasks = Vec::new();
-        for (i, mut c) in rw.into_iter().enumerate() {
-            if c.name.is_empty() {
-                c.name = format!("rw{i}");
-            }
-            let ep = Endpoint::open(&qdir, c, &cfg.queue, ship_metrics.clone())?;
-            tasks.push(tokio::spawn(ep.clone().run(client.clone(), stop.clone())));
-            endpoints.push(ep);
-        }
 
         let pods = pods::PodIndex::default();
         let kube = if cfg.kubernetes.enabled {
@@ -151,11 +130,34 @@ impl MetricsRuntime {
                 stop.clone(),
             )));
         }
+        let components = match &kube {
+            Some((view, mode)) if *mode != kube::Mode::Node => {
+                let state = kube::components::Components::default();
+                let view: Arc<dyn kube::ClusterView> = view.clone();
+                tasks.push(tokio::spawn(kube::components::run(
+                    kube::client(&cfg.kubernetes).await?,
+                    view,
+                    state.clone(),
+                    // `elected`: only the Lease holder probes.
+                    if *mode == kube::Mode::Elected {
+                        leader.clone()
+                    } else {
+                        Arc::new(std::sync::atomic::AtomicBool::new(true))
+                    },
+                    cfg.interval,
+                    stop.clone(),
+                )));
+                Some(state)
+            }
+            _ => None,
+        };
         let sources = cycle::Sources {
             kube,
             pods: pods.clone(),
             podcat: podcat::PodCatalogue::new(&node_name, &cfg.cluster_id),
             cluster_id: cfg.cluster_id.clone(),
+            node_name: node_name.clone(),
+            components,
             project_label: cfg.kubernetes.project_label.clone(),
             node: if cfg.node.enabled {
                 Some(NodeSource::new(&cfg.node)?)
@@ -169,7 +171,7 @@ impl MetricsRuntime {
                 .gpu
                 .then(|| gpu::GpuSource::new(cfg.node.proc_path.clone(), pods.clone())),
             leader,
-            tke: tke::TkeDeriver::new(&node_name, &cfg.cluster_id, !cfg.kubernetes.enabled),
+            tke: tke::TkeDeriver::new(&node_name, &cfg.cluster_id),
         };
         let latest = Arc::new(RwLock::new(Arc::new(Vec::new())));
 
@@ -179,26 +181,44 @@ impl MetricsRuntime {
         let mut scrapes = ScrapeManager::new(&cfg.scrape_configs, tx, stop.child_token())?;
         scrapes.start_static();
         let targets = scrapes.health();
-        tasks.push(tokio::spawn(ship::forward(
-            rx,
-            extra.clone(),
-            endpoints.clone(),
-            stop.clone(),
-        )));
         let scrapes = Arc::new(tokio::sync::Mutex::new(scrapes));
-        let reloads = prometheus_client::metrics::family::Family::<
-            Vec<(String, String)>,
-            prometheus_client::metrics::counter::Counter,
-        >::default();
+        let reloads = Family::<Vec<(String, String)>, Counter>::default();
         registry.register(
             "config_reloads",
             "Config reloads by result",
             reloads.clone(),
         );
+        let restart_required = Family::<Vec<(String, String)>, Counter>::default();
+        registry.register(
+            "config_reload_restart_required",
+            "Reloaded config fields that need a restart (the running value is kept)",
+            restart_required.clone(),
+        );
+        let sources = Arc::new(Mutex::new(sources));
+        let (interval_tx, interval_rx) = tokio::sync::watch::channel(cfg.interval);
+        let live = Arc::new(
+            live::Live::new(
+                cfg,
+                live::Parts {
+                    sources: sources.clone(),
+                    interval: interval_tx,
+                    scrapes: scrapes.clone(),
+                    node_name: node_name.clone(),
+                    aggregator_url: defaults.aggregator_url.clone(),
+                    queue_dir: data_dir.join("remote_write"),
+                    ship_metrics,
+                    client,
+                    stop: stop.clone(),
+                    restart_required,
+                },
+            )
+            .await?,
+        );
+        tasks.push(tokio::spawn(ship::forward(rx, live.shared(), stop.clone())));
         if let Some(file) = &defaults.config_file {
             tasks.push(tokio::spawn(reload::run(
                 file.clone(),
-                scrapes.clone(),
+                live.clone(),
                 reloads,
                 stop.clone(),
             )));
@@ -215,9 +235,8 @@ impl MetricsRuntime {
         }
         tasks.push(tokio::spawn(cycle::collect_loop(
             sources,
-            cfg.interval,
-            extra,
-            endpoints.clone(),
+            interval_rx,
+            live.shared(),
             latest.clone(),
             cm,
             stop.clone(),
@@ -226,7 +245,7 @@ impl MetricsRuntime {
             latest,
             targets,
             scrapes,
-            endpoints,
+            live,
             stop,
             tasks: Mutex::new(tasks),
         })
@@ -260,7 +279,7 @@ impl MetricsRuntime {
 
     /// Records still queued, summed over endpoints.
     pub fn pending(&self) -> u64 {
-        self.endpoints.iter().map(|e| e.pending()).sum()
+        self.live.pending()
     }
 
     /// Stops collection and senders; queued data stays on disk and is sent
@@ -272,5 +291,6 @@ impl MetricsRuntime {
         for t in tasks {
             let _ = t.await;
         }
+        self.live.close().await;
     }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use super::pods::PodIndex;
+use super::pods::{ClusterCapacity, PodIndex};
 use super::sample::{Emitter, Sample};
 
 /// Counters of one cgroup at one cycle.
@@ -50,6 +50,28 @@ struct Agg {
     fs_wb: f64,
     fs_r: f64,
     fs_w: f64,
+    /// GPU cards used (utilisation / 100).
+    gpu: f64,
+    /// GPU memory bytes used.
+    gpu_mem: f64,
+}
+
+/// What the aggregate series are measured against.
+#[derive(Clone, Copy)]
+struct Ctx {
+    cap: ClusterCapacity,
+    /// NVML reported devices this cycle: GPU usage series are meaningful.
+    gpu: bool,
+}
+
+/// Which optional series an aggregate level has.
+#[derive(Clone, Copy)]
+struct Level {
+    /// `fs_{read,write}_times`.
+    times: bool,
+    /// `rate_*_cluster` (share of the cluster's capacity, additive over
+    /// nodes).
+    rates: bool,
 }
 
 impl Agg {
@@ -65,8 +87,27 @@ impl Agg {
         self.fs_w += r.fs_w;
     }
 
-    /// Emits `<prefix>cpu_core_used`, memory, network and disk series.
-    fn emit(&self, e: &mut Emitter<'_>, prefix: &str, l: &[(&str, &str)], with_times: bool) {
+    fn add(&mut self, o: &Agg) {
+        self.add_rates(&Counters {
+            cpu: o.cpu,
+            fs_rb: o.fs_rb,
+            fs_wb: o.fs_wb,
+            fs_r: o.fs_r,
+            fs_w: o.fs_w,
+            rx_b: o.rx_b,
+            tx_b: o.tx_b,
+            rx_p: o.rx_p,
+            tx_p: o.tx_p,
+        });
+        self.mem += o.mem;
+        self.ws += o.ws;
+        self.gpu += o.gpu;
+        self.gpu_mem += o.gpu_mem;
+    }
+
+    /// Emits `<prefix>cpu_core_used`, memory, network, disk, GPU and (per
+    /// `level`) rate series.
+    fn emit(&self, e: &mut Emitter<'_>, prefix: &str, l: &[(&str, &str)], level: Level, ctx: Ctx) {
         let mut m = |suffix: &str, v: f64| e.emit(&format!("{prefix}{suffix}"), l, v);
         m("cpu_core_used", self.cpu);
         m("mem_usage_bytes", self.mem);
@@ -79,11 +120,33 @@ impl Agg {
         m("network_transmit_packets", self.tx_p);
         m("fs_read_bytes", self.fs_rb);
         m("fs_write_bytes", self.fs_wb);
-        if with_times {
+        if level.times {
             m("fs_read_times", self.fs_r);
             m("fs_write_times", self.fs_w);
         }
+        if ctx.gpu {
+            m("gpu_used", self.gpu);
+            m("gpu_memory_used", self.gpu_mem);
+        }
+        if level.rates {
+            let c = ctx.cap;
+            m("rate_cpu_core_used_cluster", pct(self.cpu, c.cpu));
+            m("rate_mem_usage_bytes_cluster", pct(self.mem, c.memory));
+            m("rate_mem_no_cache_cluster", pct(self.ws, c.memory));
+            if ctx.gpu {
+                m("rate_gpu_used_cluster", pct(self.gpu, c.gpu));
+                m(
+                    "rate_gpu_memory_used_cluster",
+                    pct(self.gpu_mem, c.gpu_memory),
+                );
+            }
+        }
     }
+}
+
+/// `a` as a percentage of `b` (0 when `b` is 0).
+fn pct(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b * 100.0 } else { 0.0 }
 }
 
 /// Derives the catalogue; keeps the previous cycle's counters.
@@ -91,6 +154,9 @@ pub struct PodCatalogue {
     node: String,
     cluster_id: String,
     prev: HashMap<String, (i64, Counters)>,
+    /// Restarts per (namespace, pod) at the previous cycle, for
+    /// `k8s_pod_restart_total` (`idelta`: the increase since then).
+    prev_restarts: HashMap<(String, String), f64>,
 }
 
 impl PodCatalogue {
@@ -100,6 +166,7 @@ impl PodCatalogue {
             node: node.into(),
             cluster_id: cluster_id.into(),
             prev: HashMap::new(),
+            prev_restarts: HashMap::new(),
         }
     }
 
@@ -108,6 +175,9 @@ impl PodCatalogue {
         let ts = e.timestamp_ms();
         let mut node_cpus = std::collections::BTreeSet::new();
         let mut node_mem = 0.0;
+        let mut node_gpus = 0.0;
+        // (namespace, pod, container) → (GPU cards used, GPU memory bytes).
+        let mut gpu_use: HashMap<(String, String, String), (f64, f64)> = HashMap::new();
         let mut by_id: HashMap<&str, Usage> = HashMap::new();
         for s in batch {
             let Some(name) = s.labels.metric_name() else {
@@ -121,6 +191,29 @@ impl PodCatalogue {
             }
             if name == "node_memory_MemTotal_bytes" {
                 node_mem = s.value;
+                continue;
+            }
+            if name == "gpu_utilization_percent" {
+                node_gpus += 1.0;
+                continue;
+            }
+            if name == "container_gpu_utilization_percent"
+                || name == "container_gpu_memory_used_bytes"
+            {
+                let key = (
+                    s.labels.get("namespace").unwrap_or("").to_string(),
+                    s.labels.get("pod").unwrap_or("").to_string(),
+                    s.labels.get("container").unwrap_or("").to_string(),
+                );
+                if key.1.is_empty() {
+                    continue;
+                }
+                let g = gpu_use.entry(key).or_insert((0.0, 0.0));
+                if name == "container_gpu_utilization_percent" {
+                    g.0 += s.value / 100.0;
+                } else {
+                    g.1 += s.value;
+                }
                 continue;
             }
             if !name.starts_with("container_") {
@@ -155,7 +248,16 @@ impl PodCatalogue {
             }
         }
         let cores = node_cpus.len() as f64;
-        let pct = |a: f64, b: f64| if b > 0.0 { a / b * 100.0 } else { 0.0 };
+        let ctx = Ctx {
+            cap: pods.capacity(),
+            gpu: node_gpus > 0.0,
+        };
+        let node_gpu_mem: f64 = batch
+            .iter()
+            .filter(|s| s.labels.metric_name() == Some("gpu_memory_total_bytes"))
+            .map(|s| s.value)
+            .sum();
+        let mut next_restarts = HashMap::new();
         let index: HashMap<(String, String), crate::metrics::pods::PodMeta> = pods
             .all()
             .into_iter()
@@ -163,29 +265,43 @@ impl PodCatalogue {
             .collect();
         let mut workload: HashMap<(String, String, String), Agg> = HashMap::new();
         let mut namespace: HashMap<String, Agg> = HashMap::new();
+        // Rates since the previous cycle, per cgroup; containers share
+        // their pod's network namespace, so a container's network series
+        // are its pod's (as cAdvisor reports them).
         let mut next_prev = HashMap::with_capacity(by_id.len());
+        let mut rates: HashMap<&str, Counters> = HashMap::with_capacity(by_id.len());
+        let mut pod_net: HashMap<&(String, String), Counters> = HashMap::new();
+        for (id, u) in &by_id {
+            next_prev.insert(id.to_string(), (ts, u.c));
+            let Some((pts, pc)) = self.prev.get(*id) else {
+                continue;
+            };
+            let dt = (ts - pts) as f64 / 1000.0;
+            if dt <= 0.0 {
+                continue;
+            }
+            let r = |a: f64, b: f64| ((a - b) / dt).max(0.0);
+            let c = Counters {
+                cpu: r(u.c.cpu, pc.cpu),
+                fs_rb: r(u.c.fs_rb, pc.fs_rb),
+                fs_wb: r(u.c.fs_wb, pc.fs_wb),
+                fs_r: r(u.c.fs_r, pc.fs_r),
+                fs_w: r(u.c.fs_w, pc.fs_w),
+                rx_b: r(u.c.rx_b, pc.rx_b),
+                tx_b: r(u.c.tx_b, pc.tx_b),
+                rx_p: r(u.c.rx_p, pc.rx_p),
+                tx_p: r(u.c.tx_p, pc.tx_p),
+            };
+            if u.container.is_empty() {
+                pod_net.insert(&u.uid_pod, c);
+            }
+            rates.insert(id, c);
+        }
         for (id, u) in &by_id {
             let Some(meta) = index.get(&u.uid_pod) else {
                 continue;
             };
-            let rate = self.prev.get(*id).and_then(|(pts, pc)| {
-                let dt = (ts - pts) as f64 / 1000.0;
-                (dt > 0.0).then(|| {
-                    let r = |a: f64, b: f64| ((a - b) / dt).max(0.0);
-                    Counters {
-                        cpu: r(u.c.cpu, pc.cpu),
-                        fs_rb: r(u.c.fs_rb, pc.fs_rb),
-                        fs_wb: r(u.c.fs_wb, pc.fs_wb),
-                        fs_r: r(u.c.fs_r, pc.fs_r),
-                        fs_w: r(u.c.fs_w, pc.fs_w),
-                        rx_b: r(u.c.rx_b, pc.rx_b),
-                        tx_b: r(u.c.tx_b, pc.tx_b),
-                        rx_p: r(u.c.rx_p, pc.rx_p),
-                        tx_p: r(u.c.tx_p, pc.tx_p),
-                    }
-                })
-            });
-            next_prev.insert(id.to_string(), (ts, u.c));
+            let rate = rates.get(*id).copied();
             let is_pod = u.container.is_empty();
             if !is_pod && u.container == "POD" {
                 continue;
@@ -206,6 +322,23 @@ impl PodCatalogue {
                     .map(|c| (c.cpu_request, c.cpu_limit, c.mem_request, c.mem_limit))
                     .unwrap_or_default()
             };
+            let (gpu_req, gpu_mem_req) = if is_pod {
+                meta.containers.iter().fold((0.0, 0.0), |a, c| {
+                    (a.0 + c.gpu_request, a.1 + c.gpu_memory_request)
+                })
+            } else {
+                meta.containers
+                    .iter()
+                    .find(|c| c.name == u.container)
+                    .map(|c| (c.gpu_request, c.gpu_memory_request))
+                    .unwrap_or_default()
+            };
+            let (gpu_used, gpu_mem_used) = gpu_use
+                .iter()
+                .filter(|((ns, pod, c), _)| {
+                    *ns == meta.namespace && *pod == meta.name && (is_pod || *c == u.container)
+                })
+                .fold((0.0, 0.0), |a, (_, g)| (a.0 + g.0, a.1 + g.1));
             let prefix = if is_pod { "k8s_pod_" } else { "k8s_container_" };
             let l: Vec<(&str, &str)> = vec![
                 ("cluster_id", &self.cluster_id),
@@ -225,6 +358,21 @@ impl PodCatalogue {
             m("rate_mem_no_cache_request", pct(u.ws, mem_req));
             m("rate_mem_no_cache_limit", pct(u.ws, mem_lim));
             m("rate_mem_no_cache_node", pct(u.ws, node_mem));
+            if is_pod && (gpu_req > 0.0 || gpu_mem_req > 0.0) {
+                m("gpu_request", gpu_req);
+                m("gpu_memory_request", gpu_mem_req);
+            }
+            if ctx.gpu {
+                m("gpu_used", gpu_used);
+                m("rate_gpu_used_request", pct(gpu_used, gpu_req));
+                m("rate_gpu_used_node", pct(gpu_used, node_gpus));
+                m("gpu_memory_used", gpu_mem_used);
+                m(
+                    "rate_gpu_memory_used_request",
+                    pct(gpu_mem_used, gpu_mem_req),
+                );
+                m("rate_gpu_memory_used_node", pct(gpu_mem_used, node_gpu_mem));
+            }
             if let Some(r) = rate {
                 m("cpu_core_used", r.cpu);
                 m("rate_cpu_core_used_request", pct(r.cpu, cpu_req));
@@ -234,13 +382,15 @@ impl PodCatalogue {
                 m("fs_write_bytes", r.fs_wb);
                 m("fs_read_times", r.fs_r);
                 m("fs_write_times", r.fs_w);
+                if let Some(n) = pod_net.get(&u.uid_pod) {
+                    m("network_receive_bytes_bw", n.rx_b * 8.0);
+                    m("network_transmit_bytes_bw", n.tx_b * 8.0);
+                    m("network_receive_bytes", n.rx_b);
+                    m("network_transmit_bytes", n.tx_b);
+                    m("network_receive_packets", n.rx_p);
+                    m("network_transmit_packets", n.tx_p);
+                }
                 if is_pod {
-                    m("network_receive_bytes_bw", r.rx_b * 8.0);
-                    m("network_transmit_bytes_bw", r.tx_b * 8.0);
-                    m("network_receive_bytes", r.rx_b);
-                    m("network_transmit_bytes", r.tx_b);
-                    m("network_receive_packets", r.rx_p);
-                    m("network_transmit_packets", r.tx_p);
                     workload
                         .entry((
                             meta.workload_kind.clone(),
@@ -265,11 +415,20 @@ impl PodCatalogue {
                     .or_default();
                 w.mem += u.mem;
                 w.ws += u.ws;
+                w.gpu += gpu_used;
+                w.gpu_mem += gpu_mem_used;
                 let n = namespace.entry(meta.namespace.clone()).or_default();
                 n.mem += u.mem;
                 n.ws += u.ws;
+                n.gpu += gpu_used;
+                n.gpu_mem += gpu_mem_used;
                 let restarts: f64 = meta.containers.iter().map(|c| c.restarts).sum();
                 e.emit("k8s_pod_restart_total_number", &l, restarts);
+                let key = (meta.namespace.clone(), meta.name.clone());
+                if let Some(before) = self.prev_restarts.get(&key) {
+                    e.emit("k8s_pod_restart_total", &l, (restarts - before).max(0.0));
+                }
+                next_restarts.insert(key, restarts);
                 e.emit(
                     "k8s_pod_status_ready",
                     &l,
@@ -287,6 +446,11 @@ impl PodCatalogue {
             }
         }
         self.prev = next_prev;
+        self.prev_restarts = next_restarts;
+        let full = Level {
+            times: true,
+            rates: true,
+        };
         for ((kind, ns, name), agg) in &workload {
             let l = [
                 ("cluster_id", self.cluster_id.as_str()),
@@ -295,7 +459,7 @@ impl PodCatalogue {
                 ("workload_name", name.as_str()),
                 ("node", self.node.as_str()),
             ];
-            agg.emit(e, "k8s_workload_", &l, true);
+            agg.emit(e, "k8s_workload_", &l, full, ctx);
         }
         let projects = pods.projects();
         let mut per_project: HashMap<&str, Agg> = HashMap::new();
@@ -305,24 +469,15 @@ impl PodCatalogue {
                 ("namespace", ns.as_str()),
                 ("node", self.node.as_str()),
             ];
-            agg.emit(e, "k8s_namespace_", &l, true);
+            agg.emit(e, "k8s_namespace_", &l, full, ctx);
             if let Some(project) = projects.get(ns) {
                 let pl = [l[0], l[1], l[2], ("project_name", project.as_str())];
-                agg.emit(e, "project_namespace_", &pl, false);
-                let p = per_project.entry(project.as_str()).or_default();
-                p.add_rates(&Counters {
-                    cpu: agg.cpu,
-                    fs_rb: agg.fs_rb,
-                    fs_wb: agg.fs_wb,
-                    fs_r: agg.fs_r,
-                    fs_w: agg.fs_w,
-                    rx_b: agg.rx_b,
-                    tx_b: agg.tx_b,
-                    rx_p: agg.rx_p,
-                    tx_p: agg.tx_p,
-                });
-                p.mem += agg.mem;
-                p.ws += agg.ws;
+                let plain = Level {
+                    times: false,
+                    rates: false,
+                };
+                agg.emit(e, "project_namespace_", &pl, plain, ctx);
+                per_project.entry(project.as_str()).or_default().add(agg);
             }
         }
         for (project, agg) in &per_project {
@@ -331,7 +486,11 @@ impl PodCatalogue {
                 ("node", self.node.as_str()),
                 ("project_name", *project),
             ];
-            agg.emit(e, "project_cluster_", &l, false);
+            let level = Level {
+                times: false,
+                rates: true,
+            };
+            agg.emit(e, "project_cluster_", &l, level, ctx);
         }
         let on_node = index.values().filter(|p| p.node == self.node).count();
         let restarts: f64 = index
@@ -342,11 +501,150 @@ impl PodCatalogue {
         let nl = [
             ("cluster_id", self.cluster_id.as_str()),
             ("node", self.node.as_str()),
-            ("node_role", "Node"),
+            ("node_role", if ctx.cap.master { "Master" } else { "Node" }),
         ];
         if !index.is_empty() {
             e.emit("k8s_node_pod_num", &nl, on_node as f64);
             e.emit("k8s_node_pod_restart_total", &nl, restarts);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::pods::{ContainerMeta, PodMeta};
+    use tidewatch_common::labels::Labels;
+
+    fn s(name: &str, labels: &[(&str, &str)], v: f64) -> Sample {
+        let mut l = vec![("__name__", name)];
+        l.extend_from_slice(labels);
+        Sample {
+            labels: Labels::from_pairs(l),
+            value: v,
+            timestamp_ms: 0,
+        }
+    }
+
+    fn get(out: &[Sample], name: &str, container: &str) -> Option<f64> {
+        out.iter()
+            .find(|x| {
+                x.labels.metric_name() == Some(name)
+                    && x.labels.get("container_name").unwrap_or("") == container
+            })
+            .map(|x| x.value)
+    }
+
+    /// GPU usage from NVML per-process readings (already mapped to pods by
+    /// the GPU source) joined with GPU Manager requests and the node's and
+    /// cluster's GPU capacity.
+    #[test]
+    fn gpu_catalogue_from_process_readings() {
+        let pods = PodIndex::default();
+        pods.upsert(
+            "uid1",
+            PodMeta {
+                namespace: "ml".into(),
+                name: "train-0".into(),
+                node: "n1".into(),
+                workload_kind: "StatefulSet".into(),
+                workload_name: "train".into(),
+                containers: vec![ContainerMeta {
+                    name: "worker".into(),
+                    id: "c1".into(),
+                    gpu_request: 0.5,
+                    gpu_memory_request: 4.0 * 268435456.0,
+                    ..ContainerMeta::default()
+                }],
+                phase: "Running".into(),
+                ready: true,
+            },
+        );
+        pods.set_capacity(ClusterCapacity {
+            cpu: 8.0,
+            memory: 1e10,
+            gpu: 4.0,
+            gpu_memory: 4.0 * 8e9,
+            master: false,
+        });
+        let pod_l = [("id", "/p"), ("namespace", "ml"), ("pod", "train-0")];
+        let c_l = [
+            ("id", "/p/c1"),
+            ("namespace", "ml"),
+            ("pod", "train-0"),
+            ("container", "worker"),
+        ];
+        let batch = vec![
+            s("container_memory_usage_bytes", &pod_l, 1.0),
+            s("container_memory_usage_bytes", &c_l, 1.0),
+            s("gpu_utilization_percent", &[("gpu", "0")], 30.0),
+            s("gpu_utilization_percent", &[("gpu", "1")], 0.0),
+            s("gpu_memory_total_bytes", &[("gpu", "0")], 8e9),
+            s("gpu_memory_total_bytes", &[("gpu", "1")], 8e9),
+            s(
+                "container_gpu_utilization_percent",
+                &[
+                    ("gpu", "0"),
+                    ("namespace", "ml"),
+                    ("pod", "train-0"),
+                    ("container", "worker"),
+                    ("pid", "7"),
+                ],
+                30.0,
+            ),
+            s(
+                "container_gpu_memory_used_bytes",
+                &[
+                    ("gpu", "0"),
+                    ("namespace", "ml"),
+                    ("pod", "train-0"),
+                    ("container", "worker"),
+                    ("pid", "7"),
+                ],
+                536870912.0,
+            ),
+        ];
+        let mut cat = PodCatalogue::new("n1", "c");
+        let mut out = Vec::new();
+        cat.derive(&batch, &pods, &mut Emitter::new(&mut out, 1000));
+        assert_eq!(
+            get(&out, "k8s_container_gpu_used", "worker"),
+            Some(0.3),
+            "cards"
+        );
+        assert_eq!(get(&out, "k8s_pod_gpu_used", ""), Some(0.3));
+        assert_eq!(get(&out, "k8s_pod_gpu_request", ""), Some(0.5));
+        assert_eq!(
+            get(&out, "k8s_container_rate_gpu_used_request", "worker"),
+            Some(60.0)
+        );
+        assert_eq!(
+            get(&out, "k8s_container_rate_gpu_used_node", "worker"),
+            Some(15.0),
+            "0.3 of 2 cards"
+        );
+        assert_eq!(get(&out, "k8s_pod_gpu_memory_used", ""), Some(536870912.0));
+        assert_eq!(
+            get(&out, "k8s_pod_rate_gpu_memory_used_request", ""),
+            Some(50.0)
+        );
+        let wl = |name: &str| {
+            out.iter()
+                .find(|x| {
+                    x.labels.metric_name() == Some(name)
+                        && x.labels.get("workload_name") == Some("train")
+                })
+                .map(|x| x.value)
+        };
+        assert_eq!(wl("k8s_workload_gpu_used"), Some(0.3));
+        assert!(
+            (wl("k8s_workload_rate_gpu_used_cluster").unwrap() - 7.5).abs() < 1e-9,
+            "0.3 of 4 cluster cards"
+        );
+        // Without NVML readings no GPU usage series are made up.
+        let mut out = Vec::new();
+        cat.derive(&batch[..2], &pods, &mut Emitter::new(&mut out, 2000));
+        assert_eq!(get(&out, "k8s_pod_gpu_used", ""), None);
+        assert_eq!(get(&out, "k8s_pod_gpu_request", ""), Some(0.5));
     }
 }

@@ -24,6 +24,11 @@ pub struct ContainerMeta {
     pub mem_limit: f64,
     /// Restarts.
     pub restarts: f64,
+    /// GPU request in cards (`tencent.com/vcuda-core` / 100 plus
+    /// `nvidia.com/gpu`).
+    pub gpu_request: f64,
+    /// GPU memory request in bytes (`tencent.com/vcuda-memory` × 256 MiB).
+    pub gpu_memory_request: f64,
 }
 
 /// One pod.
@@ -47,15 +52,42 @@ pub struct PodMeta {
     pub ready: bool,
 }
 
+/// Cluster-wide capacity (summed over nodes) and this node's role, the
+/// denominators of the `rate_*_cluster` catalogue series.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ClusterCapacity {
+    /// CPU cores.
+    pub cpu: f64,
+    /// Memory bytes.
+    pub memory: f64,
+    /// GPU cards.
+    pub gpu: f64,
+    /// GPU memory bytes.
+    pub gpu_memory: f64,
+    /// Whether this node is a control-plane (`Master`) node.
+    pub master: bool,
+}
+
 /// Pod UID → metadata, shared between the watcher and the sources; also
-/// namespace → business (project) name.
+/// namespace → business (project) name and the cluster's capacity.
 #[derive(Clone, Default)]
 pub struct PodIndex(
     Arc<RwLock<HashMap<String, PodMeta>>>,
     Arc<RwLock<HashMap<String, String>>>,
+    Arc<RwLock<ClusterCapacity>>,
 );
 
 impl PodIndex {
+    /// Replaces the cluster capacity.
+    pub fn set_capacity(&self, c: ClusterCapacity) {
+        *self.2.write() = c;
+    }
+
+    /// The cluster capacity (zero before the nodes are known).
+    pub fn capacity(&self) -> ClusterCapacity {
+        *self.2.read()
+    }
+
     /// Replaces the namespace → project map.
     pub fn set_projects(&self, projects: HashMap<String, String>) {
         *self.1.write() = projects;

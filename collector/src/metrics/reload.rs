@@ -1,7 +1,9 @@
 //! Config reload: on SIGHUP or when the config file changes (`notify`), the
-//! `collector:` section is re-read and validated; scrape jobs are applied
-//! live (other settings need a restart and are reported as such). An
-//! invalid file keeps the running config and is logged with field paths.
+//! `collector:` section is re-read, validated and applied live
+//! ([`super::live`]: interval, sources, labels, endpoints, scrape jobs;
+//! fields that need a restart are logged, counted and keep their running
+//! value). An invalid file keeps the running config and is logged with
+//! field paths.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,7 +16,6 @@ use serde::Deserialize;
 use tidewatch_common::config::{FieldError, Validate};
 use tokio_util::sync::CancellationToken;
 
-use super::scrape::ScrapeManager;
 use crate::Config;
 
 /// The file's shape as far as the collector is concerned.
@@ -48,7 +49,7 @@ pub fn load(path: &Path) -> Result<Config, String> {
 /// Reloads until `stop`; `reloads` counts outcomes by `result`.
 pub async fn run(
     path: PathBuf,
-    scrapes: Arc<tokio::sync::Mutex<ScrapeManager>>,
+    live: Arc<super::live::Live>,
     reloads: Family<Vec<(String, String)>, Counter>,
     stop: CancellationToken,
 ) {
@@ -106,13 +107,13 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(100)).await;
         while rx.try_recv().is_ok() {}
         let result = match load(&path) {
-            Ok(cfg) => match scrapes.lock().await.reload(&cfg.scrape_configs) {
+            Ok(cfg) => match live.apply(cfg).await {
                 Ok(()) => {
-                    tracing::info!(file = %path.display(), jobs = cfg.scrape_configs.len(), "collector config reloaded (scrape jobs applied)");
+                    tracing::info!(file = %path.display(), "collector config reloaded");
                     "success"
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "collector config reload failed");
+                    tracing::error!(error = %e, "collector config reload failed; keeping the running config");
                     "failure"
                 }
             },

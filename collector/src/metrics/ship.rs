@@ -180,7 +180,8 @@ impl ShipMetrics {
 /// One endpoint: its queue and its sender task.
 pub struct Endpoint {
     name: String,
-    cfg: RemoteWriteConfig,
+    /// Replaced on reload (URL, timeouts, backoff, batch sizes, headers).
+    cfg: parking_lot::RwLock<RemoteWriteConfig>,
     queue: Arc<DiskBuffer>,
     metrics: ShipMetrics,
 }
@@ -205,7 +206,7 @@ impl Endpoint {
         .map_err(|e| anyhow::anyhow!("remote-write queue {}: {e}", dir.join(&name).display()))?;
         let ep = Arc::new(Endpoint {
             name,
-            cfg,
+            cfg: parking_lot::RwLock::new(cfg),
             queue: Arc::new(q),
             metrics,
         });
@@ -232,7 +233,22 @@ impl Endpoint {
 
     /// Series per queued record.
     pub fn series_per_record(&self) -> usize {
-        self.cfg.series_per_record
+        self.cfg.read().series_per_record
+    }
+
+    /// The endpoint's name (its queue directory).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The endpoint's current settings.
+    pub fn config(&self) -> RemoteWriteConfig {
+        self.cfg.read().clone()
+    }
+
+    /// Applies new settings from the next request on (the queue stays).
+    pub fn update(&self, cfg: RemoteWriteConfig) {
+        *self.cfg.write() = cfg;
     }
 
     /// Durably enqueues encoded records (drops the oldest at the bound).
@@ -258,17 +274,19 @@ impl Endpoint {
     pub async fn run(self: Arc<Self>, client: reqwest::Client, stop: CancellationToken) {
         let labels = self.labels();
         loop {
+            let max_records = self.cfg.read().max_records_per_request;
             let batch = tokio::select! {
                 _ = stop.cancelled() => return,
-                b = self.queue.read_batch(self.cfg.max_records_per_request, 8 << 20) => b,
+                b = self.queue.read_batch(max_records, 8 << 20) => b,
             };
             let batch = match batch {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!(endpoint = %self.name, error = %e, "reading remote-write queue failed");
+                    let wait = self.cfg.read().max_backoff;
                     tokio::select! {
                         _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(self.cfg.max_backoff) => continue,
+                        _ = tokio::time::sleep(wait) => continue,
                     }
                 }
             };
@@ -280,7 +298,7 @@ impl Endpoint {
                     continue;
                 }
             };
-            let mut backoff = self.cfg.min_backoff;
+            let mut backoff = self.cfg.read().min_backoff;
             loop {
                 match self.send(&client, body.clone()).await {
                     Outcome::Sent => {
@@ -309,7 +327,7 @@ impl Endpoint {
                             _ = stop.cancelled() => { self.queue.rewind(); return; }
                             _ = tokio::time::sleep(backoff) => {}
                         }
-                        backoff = (backoff * 2).min(self.cfg.max_backoff);
+                        backoff = (backoff * 2).min(self.cfg.read().max_backoff);
                     }
                 }
             }
@@ -321,9 +339,10 @@ impl Endpoint {
     }
 
     async fn send(&self, client: &reqwest::Client, body: Vec<u8>) -> Outcome {
+        let cfg = self.config();
         let mut req = client
-            .post(&self.cfg.url)
-            .timeout(self.cfg.timeout)
+            .post(&cfg.url)
+            .timeout(cfg.timeout)
             .header("Content-Type", "application/x-protobuf")
             .header("Content-Encoding", "snappy")
             .header("X-Prometheus-Remote-Write-Version", "0.1.0")
@@ -331,7 +350,7 @@ impl Endpoint {
                 "User-Agent",
                 concat!("tidewatch-collector/", env!("CARGO_PKG_VERSION")),
             );
-        for (k, v) in &self.cfg.headers {
+        for (k, v) in &cfg.headers {
             req = req.header(k, v);
         }
         match req.body(body).send().await {
@@ -364,8 +383,7 @@ enum Outcome {
 /// Enqueues scraped batches for every endpoint.
 pub(crate) async fn forward(
     mut rx: tokio::sync::mpsc::Receiver<Vec<super::sample::Sample>>,
-    extra: Vec<(String, String)>,
-    endpoints: Vec<Arc<Endpoint>>,
+    live: Arc<super::live::Shared>,
     stop: CancellationToken,
 ) {
     loop {
@@ -373,7 +391,8 @@ pub(crate) async fn forward(
             b = rx.recv() => match b { Some(b) => b, None => return },
             _ = stop.cancelled() => return,
         };
-        for ep in &endpoints {
+        let (extra, endpoints) = (live.extra(), live.endpoints());
+        for ep in endpoints.iter() {
             let records = super::encode::encode_records(&batch, &extra, ep.series_per_record());
             if let Err(e) = ep.push(&records).await {
                 tracing::error!(error = %e, "writing scraped samples to the queue failed");

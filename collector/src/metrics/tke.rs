@@ -8,6 +8,7 @@
 //! bytes/s for `fs_*_bytes`, operations/s for `fs_*_times`, bits/s for
 //! `*_bw`.
 
+use super::pods::ClusterCapacity;
 use super::sample::{Emitter, Sample};
 
 /// Counter totals of one cycle (summed over CPUs, devices, interfaces).
@@ -46,9 +47,6 @@ struct Gauges {
 pub struct TkeDeriver {
     node: String,
     cluster_id: String,
-    /// Whether this collector also reports the cluster level (no
-    /// Kubernetes: the one-node cluster).
-    report_cluster: bool,
     prev: Option<Totals>,
 }
 
@@ -58,17 +56,23 @@ fn is_loopback(dev: Option<&str>) -> bool {
 
 impl TkeDeriver {
     /// A deriver for node `node` of cluster `cluster_id`.
-    pub fn new(node: &str, cluster_id: &str, report_cluster: bool) -> Self {
+    pub fn new(node: &str, cluster_id: &str) -> Self {
         TkeDeriver {
             node: node.to_string(),
             cluster_id: cluster_id.to_string(),
-            report_cluster,
             prev: None,
         }
     }
 
-    /// Appends the catalogue derived from this cycle's `batch`.
-    pub fn derive(&mut self, batch: &[Sample], e: &mut Emitter<'_>) {
+    /// Appends the catalogue derived from this cycle's `batch`. `cluster`
+    /// is the Kubernetes cluster's capacity (`None` without Kubernetes: the
+    /// machine is the whole cluster).
+    pub fn derive(
+        &mut self,
+        batch: &[Sample],
+        cluster: Option<ClusterCapacity>,
+        e: &mut Emitter<'_>,
+    ) {
         let mut t = Totals {
             ts_ms: e.timestamp_ms(),
             ..Totals::default()
@@ -128,13 +132,21 @@ impl TkeDeriver {
         if g.mem_total == 0.0 && g.cpus == 0.0 {
             return; // no node source this cycle
         }
+        let standalone = cluster.is_none();
+        let cap = cluster.unwrap_or(ClusterCapacity {
+            cpu: g.cpus,
+            memory: g.mem_total,
+            gpu: g.gpus,
+            gpu_memory: g.gpu_mem_total,
+            master: false,
+        });
         let node = self.node.clone();
         let cid = self.cluster_id.clone();
-        let nl: [(&str, &str); 3] = [("cluster_id", &cid), ("node", &node), ("node_role", "Node")];
-        let pct = |a: f64, b: f64| if b > 0.0 { a / b * 100.0 } else { 0.0 };
+        let role = if cap.master { "Master" } else { "Node" };
+        let nl: [(&str, &str); 3] = [("cluster_id", &cid), ("node", &node), ("node_role", role)];
         let now_s = t.ts_ms as f64 / 1000.0;
 
-        // Gauges.
+        // Node gauges.
         e.emit(
             "k8s_node_mem_usage",
             &nl,
@@ -158,181 +170,170 @@ impl TkeDeriver {
         let fs_used = pct(g.fs_size - g.fs_avail, g.fs_size);
         e.emit("k8s_node_filesystem_usage", &nl, fs_used);
         e.emit("k8s_node_disk_space_rate", &nl, fs_used);
-        if self.report_cluster {
-            e.emit("k8s_node_status_ready", &nl, 1.0);
-            e.emit("k8s_node_status_ready_with_node_role", &nl, 1.0);
-            e.emit("k8s_node_not_ready", &nl, 0.0);
-            e.emit("k8s_node_pod_num", &nl, 0.0);
-            e.emit("k8s_node_pod_restart_total", &nl, 0.0);
-            e.emit("k8s_node_info", &nl, 1.0);
-            if g.boot_time > 0.0 {
-                e.emit("k8s_node_age", &nl, now_s - g.boot_time);
-            }
-            for (resource, v) in [("cpu", g.cpus), ("memory", g.mem_total)] {
-                let l = [nl[0], nl[1], nl[2], ("resource", resource)];
-                e.emit("k8s_node_status_capacity", &l, v);
-                e.emit("k8s_node_status_allocatable", &l, v);
-                e.emit("k8s_node_resource_request", &l, 0.0);
-                e.emit("k8s_node_resource_limit", &l, 0.0);
-            }
+        if standalone {
+            self.standalone_node(&g, now_s, &nl, e);
+        }
+
+        // Cluster usage: the whole cluster without Kubernetes; with it,
+        // this node's share (`node` label; shares and their percentages of
+        // the cluster's capacity add up over nodes).
+        let cl_standalone = [("cluster_id", cid.as_str())];
+        let cl_share = [("cluster_id", cid.as_str()), ("node", node.as_str())];
+        let cl: &[(&str, &str)] = if standalone {
+            &cl_standalone
+        } else {
+            &cl_share
+        };
+        let used_mem = g.mem_total - g.mem_free;
+        let no_cache = g.mem_total - g.mem_available;
+        e.emit("k8s_cluster_mem_usage_bytes", cl, used_mem);
+        e.emit("k8s_cluster_mem_no_cache_bytes", cl, no_cache);
+        e.emit(
+            "k8s_cluster_rate_mem_usage_bytes_cluster",
+            cl,
+            pct(used_mem, cap.memory),
+        );
+        e.emit(
+            "k8s_cluster_rate_mem_no_cache_bytes_cluster",
+            cl,
+            pct(no_cache, cap.memory),
+        );
+        if g.gpus > 0.0 {
+            let cards = g.gpu_util_sum / 100.0;
+            e.emit("k8s_cluster_gpu_used", cl, cards);
+            e.emit("k8s_cluster_gpu_memory_used", cl, g.gpu_mem_used);
+            e.emit("k8s_cluster_rate_gpu_used_cluster", cl, pct(cards, cap.gpu));
+            e.emit(
+                "k8s_cluster_rate_gpu_memory_used_cluster",
+                cl,
+                pct(g.gpu_mem_used, cap.gpu_memory),
+            );
         }
 
         // Rates between this cycle and the previous one.
         let prev = self.prev.replace(t);
-        let rates = prev.and_then(|p| {
+        let Some((p, dt)) = prev.and_then(|p| {
             let dt = (t.ts_ms - p.ts_ms) as f64 / 1000.0;
             (dt > 0.0).then_some((p, dt))
-        });
-        let mut cpu_used_cores = None;
-        if let Some((p, dt)) = rates {
-            let r = |a: f64, b: f64| ((a - b) / dt).max(0.0);
-            let all = t.cpu_all - p.cpu_all;
-            let idle = t.cpu_idle - p.cpu_idle;
-            let busy_frac = if all > 0.0 {
-                (1.0 - idle / all).clamp(0.0, 1.0)
-            } else {
-                0.0
-            };
-            cpu_used_cores = Some(busy_frac * g.cpus);
-            e.emit("k8s_node_cpu_usage", &nl, busy_frac * 100.0);
-            e.emit(
-                "k8s_node_fs_read_bytes",
-                &nl,
-                r(t.disk_read_bytes, p.disk_read_bytes),
-            );
-            e.emit(
-                "k8s_node_fs_write_bytes",
-                &nl,
-                r(t.disk_write_bytes, p.disk_write_bytes),
-            );
-            e.emit("k8s_node_fs_read_times", &nl, r(t.disk_reads, p.disk_reads));
-            e.emit(
-                "k8s_node_fs_write_times",
-                &nl,
-                r(t.disk_writes, p.disk_writes),
-            );
-            e.emit(
-                "k8s_node_network_receive_bytes_bw",
-                &nl,
-                8.0 * r(t.net_rx_bytes, p.net_rx_bytes),
-            );
-            e.emit(
-                "k8s_node_network_transmit_bytes_bw",
-                &nl,
-                8.0 * r(t.net_tx_bytes, p.net_tx_bytes),
-            );
-            if self.report_cluster {
-                let cl = [("cluster_id", cid.as_str())];
-                e.emit(
-                    "k8s_cluster_fs_read_bytes",
-                    &cl,
-                    r(t.disk_read_bytes, p.disk_read_bytes),
-                );
-                e.emit(
-                    "k8s_cluster_fs_write_bytes",
-                    &cl,
-                    r(t.disk_write_bytes, p.disk_write_bytes),
-                );
-                e.emit(
-                    "k8s_cluster_fs_read_times",
-                    &cl,
-                    r(t.disk_reads, p.disk_reads),
-                );
-                e.emit(
-                    "k8s_cluster_fs_write_times",
-                    &cl,
-                    r(t.disk_writes, p.disk_writes),
-                );
-                e.emit(
-                    "k8s_cluster_network_receive_bytes_bw",
-                    &cl,
-                    8.0 * r(t.net_rx_bytes, p.net_rx_bytes),
-                );
-                e.emit(
-                    "k8s_cluster_network_transmit_bytes_bw",
-                    &cl,
-                    8.0 * r(t.net_tx_bytes, p.net_tx_bytes),
-                );
-                e.emit(
-                    "k8s_cluster_network_receive_bytes",
-                    &cl,
-                    r(t.net_rx_bytes, p.net_rx_bytes),
-                );
-                e.emit(
-                    "k8s_cluster_network_transmit_bytes",
-                    &cl,
-                    r(t.net_tx_bytes, p.net_tx_bytes),
-                );
-                e.emit(
-                    "k8s_cluster_network_receive_packets",
-                    &cl,
-                    r(t.net_rx_packets, p.net_rx_packets),
-                );
-                e.emit(
-                    "k8s_cluster_network_transmit_packets",
-                    &cl,
-                    r(t.net_tx_packets, p.net_tx_packets),
-                );
-            }
-        }
-        if !self.report_cluster {
+        }) else {
             return;
+        };
+        let r = |a: f64, b: f64| ((a - b) / dt).max(0.0);
+        let all = t.cpu_all - p.cpu_all;
+        let idle = t.cpu_idle - p.cpu_idle;
+        let busy_frac = if all > 0.0 {
+            (1.0 - idle / all).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let cores = busy_frac * g.cpus;
+        e.emit("k8s_node_cpu_usage", &nl, busy_frac * 100.0);
+        e.emit("k8s_cluster_cpu_core_used", cl, cores);
+        e.emit(
+            "k8s_cluster_rate_cpu_core_used_cluster",
+            cl,
+            pct(cores, cap.cpu),
+        );
+        let fs = [
+            ("fs_read_bytes", r(t.disk_read_bytes, p.disk_read_bytes)),
+            ("fs_write_bytes", r(t.disk_write_bytes, p.disk_write_bytes)),
+            ("fs_read_times", r(t.disk_reads, p.disk_reads)),
+            ("fs_write_times", r(t.disk_writes, p.disk_writes)),
+        ];
+        let rx = r(t.net_rx_bytes, p.net_rx_bytes);
+        let tx = r(t.net_tx_bytes, p.net_tx_bytes);
+        for (suffix, v) in fs {
+            e.emit(&format!("k8s_node_{suffix}"), &nl, v);
+            e.emit(&format!("k8s_cluster_{suffix}"), cl, v);
         }
-        // The one-node cluster.
-        let cl = [("cluster_id", cid.as_str())];
-        let used_mem = g.mem_total - g.mem_free;
-        let no_cache = g.mem_total - g.mem_available;
+        e.emit("k8s_node_network_receive_bytes_bw", &nl, 8.0 * rx);
+        e.emit("k8s_node_network_transmit_bytes_bw", &nl, 8.0 * tx);
+        for (suffix, v) in [
+            ("network_receive_bytes_bw", 8.0 * rx),
+            ("network_transmit_bytes_bw", 8.0 * tx),
+            ("network_receive_bytes", rx),
+            ("network_transmit_bytes", tx),
+            (
+                "network_receive_packets",
+                r(t.net_rx_packets, p.net_rx_packets),
+            ),
+            (
+                "network_transmit_packets",
+                r(t.net_tx_packets, p.net_tx_packets),
+            ),
+        ] {
+            e.emit(&format!("k8s_cluster_{suffix}"), cl, v);
+        }
+    }
+
+    /// Without Kubernetes: the node's status and resources, and the
+    /// one-node cluster's inventory.
+    fn standalone_node(&self, g: &Gauges, now_s: f64, nl: &[(&str, &str); 3], e: &mut Emitter<'_>) {
+        e.emit("k8s_node_status_ready", nl, 1.0);
+        e.emit("k8s_node_status_ready_with_node_role", nl, 1.0);
+        e.emit("k8s_node_not_ready", nl, 0.0);
+        e.emit("k8s_node_pod_num", nl, 0.0);
+        e.emit("k8s_node_pod_restart_total", nl, 0.0);
+        e.emit("k8s_node_info", nl, 1.0);
+        if g.boot_time > 0.0 {
+            e.emit("k8s_node_age", nl, now_s - g.boot_time);
+        }
+        for (resource, v) in [
+            ("cpu", g.cpus),
+            ("memory", g.mem_total),
+            ("gpu", g.gpus),
+            ("gpu_memory", g.gpu_mem_total),
+        ] {
+            let l = [nl[0], nl[1], nl[2], ("resource", resource)];
+            e.emit("k8s_node_status_capacity", &l, v);
+            e.emit("k8s_node_status_allocatable", &l, v);
+            e.emit("k8s_node_resource_request", &l, 0.0);
+            e.emit("k8s_node_resource_limit", &l, 0.0);
+        }
+        let cl = [nl[0]];
         e.emit("k8s_cluster_cpu_core_total", &cl, g.cpus);
         e.emit("k8s_cluster_memory_total", &cl, g.mem_total);
         e.emit("k8s_cluster_gpu_total", &cl, g.gpus);
         e.emit("k8s_cluster_gpu_memory_total", &cl, g.gpu_mem_total);
-        if g.gpus > 0.0 {
-            e.emit("k8s_cluster_gpu_used", &cl, g.gpu_util_sum / 100.0);
-            e.emit("k8s_cluster_gpu_memory_used", &cl, g.gpu_mem_used);
-            e.emit(
-                "k8s_cluster_rate_gpu_used_cluster",
-                &cl,
-                g.gpu_util_sum / g.gpus,
-            );
-            e.emit(
-                "k8s_cluster_rate_gpu_memory_used_cluster",
-                &cl,
-                pct(g.gpu_mem_used, g.gpu_mem_total),
-            );
+        for name in [
+            "k8s_cluster_cpu_core_request",
+            "k8s_cluster_mem_request_bytes",
+            "k8s_cluster_rate_cpu_core_request_cluster",
+            "k8s_cluster_rate_mem_request_bytes_cluster",
+            "k8s_cluster_rate_gpu_request_cluster",
+            "k8s_cluster_rate_gpu_memory_request_cluster",
+            "k8s_cluster_node_not_ready_num",
+            "k8s_cluster_node_not_ready_rate",
+            "k8s_cluster_pod_num",
+            "k8s_cluster_workload_num",
+            "k8s_cluster_workload_replicas_expected_num",
+            "k8s_cluster_workload_replicas_unexpected_num",
+            "k8s_cluster_workload_replicas_zero_num",
+        ] {
+            e.emit(name, &cl, 0.0);
         }
-        e.emit("k8s_cluster_mem_usage_bytes", &cl, used_mem);
-        e.emit("k8s_cluster_mem_no_cache_bytes", &cl, no_cache);
-        e.emit(
-            "k8s_cluster_rate_mem_usage_bytes_cluster",
-            &cl,
-            pct(used_mem, g.mem_total),
-        );
-        e.emit(
-            "k8s_cluster_rate_mem_no_cache_bytes_cluster",
-            &cl,
-            pct(no_cache, g.mem_total),
-        );
-        e.emit("k8s_cluster_cpu_core_request", &cl, 0.0);
-        e.emit("k8s_cluster_mem_request_bytes", &cl, 0.0);
-        e.emit("k8s_cluster_rate_cpu_core_request_cluster", &cl, 0.0);
-        e.emit("k8s_cluster_rate_mem_request_bytes_cluster", &cl, 0.0);
-        if let Some(cores) = cpu_used_cores {
-            e.emit("k8s_cluster_cpu_core_used", &cl, cores);
+        for phase in ["failed", "pending", "running", "succeeded", "unknown"] {
             e.emit(
-                "k8s_cluster_rate_cpu_core_used_cluster",
+                &format!("k8s_cluster_pod_status_phase_{phase}_num"),
                 &cl,
-                pct(cores, g.cpus),
+                0.0,
+            );
+            e.emit(
+                &format!("k8s_cluster_pod_status_phase_{phase}_rate"),
+                &cl,
+                0.0,
             );
         }
         e.emit("k8s_cluster_node_num", &cl, 1.0);
-        e.emit("k8s_cluster_node_not_ready_num", &cl, 0.0);
-        e.emit("k8s_cluster_node_not_ready_rate", &cl, 0.0);
-        e.emit("k8s_cluster_pod_num", &cl, 0.0);
-        e.emit("k8s_cluster_workload_num", &cl, 0.0);
         if g.boot_time > 0.0 {
             e.emit("k8s_cluster_age", &cl, now_s - g.boot_time);
         }
     }
+}
+
+/// `a` as a percentage of `b` (0 when `b` is 0).
+fn pct(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b * 100.0 } else { 0.0 }
 }
 
 #[cfg(test)]
@@ -394,10 +395,11 @@ mod tests {
 
     #[test]
     fn node_and_cluster_catalogue_from_two_cycles() {
-        let mut d = TkeDeriver::new("host1", "local", true);
+        let mut d = TkeDeriver::new("host1", "local");
         let mut out = Vec::new();
         d.derive(
             &node_batch(100.0, 100.0, 0.0),
+            None,
             &mut Emitter::new(&mut out, 10_000),
         );
         assert_eq!(get(&out, "k8s_node_mem_usage"), Some(80.0));
@@ -419,6 +421,7 @@ mod tests {
         let mut out = Vec::new();
         d.derive(
             &node_batch(107.5, 102.5, 1000.0),
+            None,
             &mut Emitter::new(&mut out, 20_000),
         );
         assert_eq!(get(&out, "k8s_node_cpu_usage"), Some(25.0));

@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each test binary uses a subset of the stand-in
 //! A protocol-level test API server: NOT Kubernetes, a stand-in speaking
 //! the parts of the Kubernetes API the collector's watchers use, with
 //! real-shaped JSON objects: list (`…List` with `metadata.resourceVersion`),
@@ -57,6 +58,15 @@ struct Inner {
     watches: Vec<String>,
     /// Leases by (namespace, name).
     leases: HashMap<(String, String), Value>,
+    /// `/readyz/etcd` fails when set.
+    etcd_down: bool,
+    /// `/readyz` answers 403 Forbidden when set (RBAC without the grant).
+    readyz_forbidden: bool,
+    /// Scrapes of `/metrics` so far (each adds 10 requests of 50 ms).
+    apiserver_scrapes: u64,
+    /// Scrapes of the scheduler's metrics through the pod proxy (each adds
+    /// 4 scheduling attempts of 20 ms).
+    scheduler_scrapes: u64,
 }
 
 /// The server handle; dropping it does not stop the server.
@@ -103,6 +113,19 @@ impl TestApiServer {
             .route(
                 "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}",
                 get(lease_get).put(lease_replace),
+            )
+            .route("/readyz", get(readyz))
+            .route("/readyz/etcd", get(readyz_etcd))
+            .route(
+                "/version",
+                get(|| async {
+                    axum::Json(json!({"major": "1", "minor": "32", "gitVersion": "v1.32.0"}))
+                }),
+            )
+            .route("/metrics", get(apiserver_metrics))
+            .route(
+                "/api/v1/namespaces/{ns}/pods/{pod}/proxy/metrics",
+                get(pod_proxy_metrics),
             )
             .with_state(s.clone());
         tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
@@ -176,6 +199,106 @@ impl TestApiServer {
     /// Query strings of every watch request so far.
     pub fn watch_requests(&self) -> Vec<String> {
         self.inner.lock().watches.clone()
+    }
+}
+
+async fn readyz(State(s): State<TestApiServer>) -> Response {
+    if s.inner.lock().readyz_forbidden {
+        status(
+            403,
+            "Forbidden",
+            "forbidden: User \"system:serviceaccount:tw:collector\" cannot get path \"/readyz\"",
+        )
+    } else {
+        "ok".into_response()
+    }
+}
+
+async fn readyz_etcd(State(s): State<TestApiServer>) -> Response {
+    if s.inner.lock().etcd_down {
+        (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "[-]etcd failed: reason withheld\nreadyz check failed",
+        )
+            .into_response()
+    } else {
+        "ok".into_response()
+    }
+}
+
+/// The API server's own metrics: a request-duration histogram growing by
+/// 10 GET requests of 50 ms per scrape, plus WATCHes that must be ignored.
+async fn apiserver_metrics(State(s): State<TestApiServer>) -> String {
+    let n = {
+        let mut g = s.inner.lock();
+        g.apiserver_scrapes += 1;
+        g.apiserver_scrapes as f64
+    };
+    format!(
+        "# TYPE apiserver_request_duration_seconds histogram\n\
+         apiserver_request_duration_seconds_bucket{{verb=\"GET\",le=\"+Inf\"}} {c}\n\
+         apiserver_request_duration_seconds_sum{{verb=\"GET\"}} {s}\n\
+         apiserver_request_duration_seconds_count{{verb=\"GET\"}} {c}\n\
+         apiserver_request_duration_seconds_bucket{{verb=\"WATCH\",le=\"+Inf\"}} {n}\n\
+         apiserver_request_duration_seconds_sum{{verb=\"WATCH\"}} {w}\n\
+         apiserver_request_duration_seconds_count{{verb=\"WATCH\"}} {n}\n",
+        c = n * 10.0,
+        s = n * 0.5,
+        w = n * 300.0,
+    )
+}
+
+/// The pod proxy (`/api/v1/namespaces/NS/pods/[https:]POD[:PORT]/proxy/metrics`),
+/// serving the scheduler's metrics for a `kube-scheduler-*` pod.
+async fn pod_proxy_metrics(
+    State(s): State<TestApiServer>,
+    Path((ns, pod)): Path<(String, String)>,
+) -> Response {
+    let name = pod
+        .trim_start_matches("https:")
+        .split(':')
+        .next()
+        .unwrap_or("");
+    if ns != "kube-system" || !name.starts_with("kube-scheduler") {
+        return status(404, "NotFound", &format!("pods \"{name}\" not found"));
+    }
+    let n = {
+        let mut g = s.inner.lock();
+        g.scheduler_scrapes += 1;
+        g.scheduler_scrapes as f64
+    };
+    format!(
+        "scheduler_scheduling_attempt_duration_seconds_sum{{result=\"scheduled\"}} {}\n\
+         scheduler_scheduling_attempt_duration_seconds_count{{result=\"scheduled\"}} {}\n",
+        n * 0.08,
+        n * 4.0
+    )
+    .into_response()
+}
+
+impl TestApiServer {
+    /// Makes `/readyz` answer 403 (`true`) or 200.
+    pub fn set_readyz_forbidden(&self, forbidden: bool) {
+        self.inner.lock().readyz_forbidden = forbidden;
+    }
+
+    /// Makes `/readyz/etcd` fail (`true`) or pass.
+    pub fn set_etcd_down(&self, down: bool) {
+        self.inner.lock().etcd_down = down;
+    }
+
+    /// Stores a Lease held by `holder`, renewed now for `seconds`.
+    pub fn put_lease(&self, ns: &str, name: &str, holder: &str, seconds: i64) {
+        let mut g = self.inner.lock();
+        g.rv += 1;
+        let now = chrono::Utc::now()
+            .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+            .to_string();
+        let lease = json!({"kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
+            "metadata": {"name": name, "namespace": ns, "resourceVersion": g.rv.to_string()},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": seconds,
+                "acquireTime": now, "renewTime": now}});
+        g.leases.insert((ns.to_string(), name.to_string()), lease);
     }
 }
 

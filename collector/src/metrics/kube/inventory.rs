@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::ClusterView;
 use super::ksm::Summary;
-use super::state::{Owners, Resources, WorkloadKey, b, phase, q};
+use super::state::{Owners, Resources, WorkloadKey, b, gpu_cards, gpu_memory, phase, q};
 use crate::metrics::sample::Emitter;
 
 /// Appends the inventory catalogue.
@@ -29,7 +29,7 @@ pub fn emit(
     // TKEStack workload and cluster inventory.
     let mut restarts: HashMap<(String, String, String), f64> = HashMap::new();
     let mut requests: HashMap<WorkloadKey, Resources> = HashMap::new();
-    let (mut cpu_req, mut mem_req) = (0.0, 0.0);
+    let (mut cpu_req, mut mem_req, mut gpu_req, mut gpu_mem_req) = (0.0, 0.0, 0.0, 0.0);
     for p in &pods {
         let (wk, wn) = owners.workload(p);
         let key = (wk, p.metadata.namespace.clone().unwrap_or_default(), wn);
@@ -59,6 +59,8 @@ pub fn emit(
             if !matches!(phase(p), "Succeeded" | "Failed") {
                 cpu_req += cr;
                 mem_req += mr;
+                gpu_req += gpu_cards(res.and_then(|r| r.requests.as_ref()));
+                gpu_mem_req += gpu_memory(res.and_then(|r| r.requests.as_ref()));
             }
         }
     }
@@ -139,6 +141,31 @@ pub fn emit(
             0.0
         },
     );
+    let pct = |a: f64, b: f64| if b > 0.0 { a / b * 100.0 } else { 0.0 };
+    let cap = super::state::capacity(view, "");
+    e.emit("k8s_cluster_gpu_total", &cl, cap.gpu);
+    e.emit("k8s_cluster_gpu_memory_total", &cl, cap.gpu_memory);
+    e.emit(
+        "k8s_cluster_rate_gpu_request_cluster",
+        &cl,
+        pct(gpu_req, cap.gpu),
+    );
+    e.emit(
+        "k8s_cluster_rate_gpu_memory_request_cluster",
+        &cl,
+        pct(gpu_mem_req, cap.gpu_memory),
+    );
+    // Age: since the oldest namespace (`default`/`kube-system` are
+    // created when the cluster is bootstrapped).
+    if let Some(oldest) = view
+        .namespaces()
+        .iter()
+        .filter_map(|n| n.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .min()
+    {
+        let age = (chrono::Utc::now() - oldest).num_milliseconds() as f64 / 1000.0;
+        e.emit("k8s_cluster_age", &cl, age.max(0.0));
+    }
     e.emit(
         "k8s_cluster_rate_mem_request_bytes_cluster",
         &cl,

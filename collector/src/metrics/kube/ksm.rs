@@ -167,10 +167,7 @@ pub fn emit(view: &dyn ClusterView, cluster_id: &str, e: &mut Emitter<'_>) -> Su
     let (mut cpu_total, mut mem_total) = (0.0, 0.0);
     for n in &nodes {
         let name = n.metadata.name.as_deref().unwrap_or("");
-        let labels = n.metadata.labels.clone().unwrap_or_default();
-        let role = if labels.keys().any(|k| {
-            k == "node-role.kubernetes.io/master" || k == "node-role.kubernetes.io/control-plane"
-        }) {
+        let role = if super::state::is_master(n) {
             "Master"
         } else {
             "Node"
@@ -255,6 +252,7 @@ pub fn emit(view: &dyn ClusterView, cluster_id: &str, e: &mut Emitter<'_>) -> Su
             .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name))
             .count();
         e.emit("k8s_node_pod_num", &nl, on_node as f64);
+        super::node_catalogue::emit(n, &pods, &nl, e);
     }
 
     // Namespaces.

@@ -9,10 +9,12 @@
 //! per cluster, a dedicated Deployment: kube-state-metrics and the cluster,
 //! workload and namespace catalogue).
 
+pub mod components;
 pub mod discovery;
 pub mod inventory;
 pub mod ksm;
 pub mod lease;
+pub mod node_catalogue;
 pub mod quantity;
 pub mod state;
 
@@ -266,7 +268,9 @@ impl KubeWatch {
             pods: reflect(Api::all(client.clone()), pod_cfg, stop.clone()),
             replicasets: reflect(Api::all(client.clone()), wc(), stop.clone()),
             jobs: reflect(Api::all(client.clone()), wc(), stop.clone()),
-            nodes: cluster.then(|| reflect(Api::all(client.clone()), wc(), stop.clone())),
+            // Every mode: the cluster's capacity is the denominator of the
+            // `rate_*_cluster` series each node reports its share of.
+            nodes: Some(reflect(Api::all(client.clone()), wc(), stop.clone())),
             namespaces: Some(reflect(Api::all(client.clone()), wc(), stop.clone())),
             deployments: cluster.then(|| reflect(Api::all(client.clone()), wc(), stop.clone())),
             statefulsets: cluster.then(|| reflect(Api::all(client.clone()), wc(), stop.clone())),

@@ -91,6 +91,49 @@ pub(super) fn q(
         .unwrap_or(0.0)
 }
 
+/// GPU cards in a resource list: GPU Manager's `tencent.com/vcuda-core`
+/// (100 = one card) plus `nvidia.com/gpu`.
+pub fn gpu_cards(
+    map: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+) -> f64 {
+    q(map, "tencent.com/vcuda-core") / 100.0 + q(map, "nvidia.com/gpu")
+}
+
+/// GPU memory bytes in a resource list: GPU Manager's
+/// `tencent.com/vcuda-memory` (one unit = 256 MiB).
+pub fn gpu_memory(
+    map: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+) -> f64 {
+    q(map, "tencent.com/vcuda-memory") * 256.0 * 1024.0 * 1024.0
+}
+
+/// Whether a node is a control-plane node (TKEStack's `node_role`
+/// `Master`).
+pub fn is_master(n: &k8s_openapi::api::core::v1::Node) -> bool {
+    n.metadata.labels.as_ref().is_some_and(|l| {
+        l.keys().any(|k| {
+            k == "node-role.kubernetes.io/master" || k == "node-role.kubernetes.io/control-plane"
+        })
+    })
+}
+
+/// Capacity summed over the cluster's nodes; `node` is this collector's
+/// node (for its role).
+pub fn capacity(view: &dyn ClusterView, node: &str) -> crate::metrics::pods::ClusterCapacity {
+    let mut c = crate::metrics::pods::ClusterCapacity::default();
+    for n in view.nodes() {
+        let cap = n.status.as_ref().and_then(|s| s.capacity.as_ref());
+        c.cpu += q(cap, "cpu");
+        c.memory += q(cap, "memory");
+        c.gpu += gpu_cards(cap);
+        c.gpu_memory += gpu_memory(cap);
+        if n.metadata.name.as_deref() == Some(node) {
+            c.master = is_master(&n);
+        }
+    }
+    c
+}
+
 /// Builds the pod index (UID → metadata) from `view`.
 pub fn pod_index(view: &dyn ClusterView, owners: &Owners) -> HashMap<String, PodMeta> {
     let mut out = HashMap::new();
@@ -125,6 +168,8 @@ pub fn pod_index(view: &dyn ClusterView, owners: &Owners) -> HashMap<String, Pod
                             mem_request: q(r.and_then(|r| r.requests.as_ref()), "memory"),
                             mem_limit: q(r.and_then(|r| r.limits.as_ref()), "memory"),
                             restarts: st.map(|s| s.restart_count as f64).unwrap_or(0.0),
+                            gpu_request: gpu_cards(r.and_then(|r| r.requests.as_ref())),
+                            gpu_memory_request: gpu_memory(r.and_then(|r| r.requests.as_ref())),
                         }
                     })
                     .collect()
