@@ -170,8 +170,15 @@ class DefaultRenderTest(ManifestChecks, unittest.TestCase):
         role = self.by_key[("ClusterRole", self.name("collector"))]
         granted = set()
         for rule in role["rules"]:
+            if "nonResourceURLs" in rule:
+                # Health, version and metrics endpoints only, read only.
+                self.assertEqual(rule["verbs"], ["get"], rule)
+                self.assertLessEqual(set(rule["nonResourceURLs"]),
+                                     {"/readyz", "/readyz/etcd", "/version", "/metrics"}, rule)
+                continue
             self.assertEqual(set(rule["verbs"]), {"get", "list", "watch"}, rule)
             self.assertNotIn("*", rule["resources"])
+            self.assertNotIn("pods/proxy", rule["resources"])
             self.assertNotIn("secrets", rule["resources"])
             for group in rule["apiGroups"]:
                 for res in rule["resources"]:
@@ -374,6 +381,14 @@ class ValuesVariantsTest(ManifestChecks, unittest.TestCase):
         ds = index(objects)[("DaemonSet", f"{RELEASE}-tidewatch-collector")]
         self.assertEqual(pod_spec(ds)["serviceAccountName"], "node-agent")
         self.assertNotIn("TIDEWATCH_LEADER_ELECTION_LEASE", env_of(ds))
+
+    def test_pod_proxy_is_granted_only_when_asked_for(self):
+        def proxy_rules(values):
+            role = index(render_objects(values))[("ClusterRole", f"{RELEASE}-tidewatch-collector")]
+            return [r for r in role["rules"] if "pods/proxy" in r.get("resources", [])]
+        self.assertEqual(proxy_rules(None), [])
+        self.assertEqual(proxy_rules({"collector": {"rbac": {"podProxy": True}}}),
+                         [{"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["get"]}])
 
     def test_changing_a_config_section_rolls_only_that_component(self):
         before = index(render_objects())
