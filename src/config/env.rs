@@ -23,6 +23,11 @@ pub const KAFKA: &str = "TIDEWATCH_KAFKA_";
 pub const ELASTICSEARCH: &str = "TIDEWATCH_ELASTICSEARCH_";
 /// Prefix of the alert engine's default SMTP server (`_HOST`, `_PORT`, …).
 pub const SMTP: &str = "TIDEWATCH_SMTP_";
+/// `<namespace>/<name>` of the Lease the collectors elect a leader with:
+/// sets `collector.kubernetes.lease_{namespace,name}` and turns the
+/// per-node `mode: node` into `mode: elected` (one collector reports the
+/// cluster-scoped series). `mode: cluster` is left as it is.
+pub const LEADER_ELECTION_LEASE: &str = "TIDEWATCH_LEADER_ELECTION_LEASE";
 
 /// Name of the log output defined by `TIDEWATCH_KAFKA_*`.
 pub const KAFKA_OUTPUT: &str = "kafka";
@@ -62,6 +67,23 @@ pub fn apply(
             node.sys_path = root.join("sys");
             node.rootfs_path = root.clone();
             config.collector.cgroup.root = root.join("sys/fs/cgroup");
+        }
+    }
+
+    if let Some(v) = var(LEADER_ELECTION_LEASE) {
+        match v.trim().split_once('/') {
+            Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+                let kube = &mut config.collector.kubernetes;
+                kube.lease_namespace = ns.to_string();
+                kube.lease_name = name.to_string();
+                if kube.mode == tidewatch_collector::metrics::kube::Mode::Node {
+                    kube.mode = tidewatch_collector::metrics::kube::Mode::Elected;
+                }
+            }
+            _ => err(
+                LEADER_ELECTION_LEASE,
+                format!("expected <namespace>/<name>, got {v:?}"),
+            ),
         }
     }
 
@@ -262,6 +284,31 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::load_text(yaml, &|k: &str| vars.get(k).cloned()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn leader_election_lease_turns_node_mode_into_elected() {
+        use tidewatch_collector::metrics::kube::Mode;
+        let file = "collector: {kubernetes: {enabled: true}}\n";
+        let c = load(file, &[]).unwrap();
+        assert_eq!(c.collector.kubernetes.mode, Mode::Node);
+        let c = load(file, &[(LEADER_ELECTION_LEASE, "monitoring/tw-collector")]).unwrap();
+        let kube = &c.collector.kubernetes;
+        assert_eq!(kube.mode, Mode::Elected);
+        assert_eq!(
+            (kube.lease_namespace.as_str(), kube.lease_name.as_str()),
+            ("monitoring", "tw-collector")
+        );
+        let cluster = "collector: {kubernetes: {enabled: true, mode: cluster}}\n";
+        let c = load(cluster, &[(LEADER_ELECTION_LEASE, "monitoring/tw")]).unwrap();
+        assert_eq!(c.collector.kubernetes.mode, Mode::Cluster);
+        for bad in ["tw-collector", "/tw", "ns/", "a/b/c"] {
+            let e = load(file, &[(LEADER_ELECTION_LEASE, bad)]).unwrap_err();
+            assert!(
+                e.contains("TIDEWATCH_LEADER_ELECTION_LEASE: expected"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]
