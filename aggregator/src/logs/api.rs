@@ -27,7 +27,7 @@ pub fn router(s: Shared) -> Router {
     Router::new()
         .route("/loki/api/v1/push", post(push))
         .route("/api/v1/logs/_bulk", post(bulk))
-        .route("/api/v1/events", post(events))
+        .route("/api/v1/events", post(events).delete(delete_events))
         .layer(limit)
         .route(
             "/loki/api/v1/query_range",
@@ -127,6 +127,32 @@ async fn events(State(s): State<Shared>, body: Bytes) -> Response {
             axum::Json(json!({"status": "success", "data": {"stored": n}})).into_response()
         }
         Ok(Err(m)) => bad(m),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+/// `DELETE /api/v1/events?cluster_id=C&before=T`: drops cluster `C`'s
+/// events last seen before `T` (RFC 3339 or a Loki timestamp); the
+/// platform's per-cluster event retention.
+async fn delete_events(
+    State(s): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(cluster) = q.get("cluster_id").filter(|c| !c.is_empty()).cloned() else {
+        return bad("cluster_id: required");
+    };
+    let before = match q.get("before").map(|v| parse_time(v)) {
+        Some(Ok(ns)) => chrono::DateTime::from_timestamp_nanos(ns),
+        Some(Err(e)) => return bad(format!("before: {e}")),
+        None => return bad("before: required"),
+    };
+    let store = s.events.clone();
+    match tokio::task::spawn_blocking(move || store.delete_cluster_before(&cluster, before)).await
+    {
+        Ok(Ok(n)) => {
+            axum::Json(json!({"status": "success", "data": {"deleted": n}})).into_response()
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }
 }
