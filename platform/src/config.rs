@@ -196,10 +196,14 @@ impl EventsConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueryScopeConfig {
+    /// Label carrying the cluster id on metrics and log streams.
+    pub cluster_label: String,
     /// Label carrying the Kubernetes namespace on metrics and log streams.
     pub namespace_label: String,
     /// SQL tables restricted to the caller's namespaces.
     pub sql_tables: Vec<String>,
+    /// Column of those tables holding the cluster id.
+    pub sql_cluster_column: String,
     /// Column of those tables holding the namespace.
     pub sql_namespace_column: String,
 }
@@ -207,8 +211,10 @@ pub struct QueryScopeConfig {
 impl Default for QueryScopeConfig {
     fn default() -> Self {
         QueryScopeConfig {
+            cluster_label: "cluster_id".into(),
             namespace_label: "namespace".into(),
             sql_tables: vec!["metrics".into(), "logs".into(), "events".into()],
+            sql_cluster_column: "cluster_id".into(),
             sql_namespace_column: "namespace".into(),
         }
     }
@@ -322,6 +328,12 @@ impl Validate for Config {
         }
         if self.limits.max_query_body_bytes == 0 {
             err("limits.max_query_body_bytes", "must be positive".into());
+        }
+        if self.query_scope.cluster_label.is_empty() {
+            err("query_scope.cluster_label", "must not be empty".into());
+        }
+        if self.query_scope.sql_cluster_column.is_empty() {
+            err("query_scope.sql_cluster_column", "must not be empty".into());
         }
         if self.query_scope.namespace_label.is_empty() {
             err("query_scope.namespace_label", "must not be empty".into());

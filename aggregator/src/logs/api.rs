@@ -147,8 +147,7 @@ async fn delete_events(
         None => return bad("before: required"),
     };
     let store = s.events.clone();
-    match tokio::task::spawn_blocking(move || store.delete_cluster_before(&cluster, before)).await
-    {
+    match tokio::task::spawn_blocking(move || store.delete_cluster_before(&cluster, before)).await {
         Ok(Ok(n)) => {
             axum::Json(json!({"status": "success", "data": {"deleted": n}})).into_response()
         }
@@ -369,9 +368,64 @@ async fn query_post(State(s): State<Shared>, Form(q): Form<HashMap<String, Strin
     run_query(s, q, false).await
 }
 
-async fn labels(State(s): State<Shared>) -> Response {
-    let names: Vec<String> = s.store.label_names().into_iter().collect();
-    axum::Json(json!({"status": "success", "data": names})).into_response()
+/// The optional `query` of the label endpoints: only streams it selects
+/// count (Loki's semantics; the platform scopes tenants through it).
+fn label_query(q: &HashMap<String, String>) -> Result<Option<Expr>, String> {
+    match q.get("query").filter(|v| !v.trim().is_empty()) {
+        None => Ok(None),
+        Some(v) => logql::parse(v).map(Some).map_err(|e| format!("query: {e}")),
+    }
+}
+
+async fn labels(State(s): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let query = match label_query(&q) {
+        Ok(v) => v,
+        Err(e) => return bad(e),
+    };
+    let Some(query) = query else {
+        let names: Vec<String> = s.store.label_names().into_iter().collect();
+        return axum::Json(json!({"status": "success", "data": names})).into_response();
+    };
+    let (start, end) = match label_range(&q) {
+        Ok(v) => v,
+        Err(e) => return bad(e),
+    };
+    let store = s.store.clone();
+    let res = tokio::task::spawn_blocking(move || {
+        let mut names = BTreeSet::new();
+        store
+            .select(
+                start,
+                end,
+                &|st| logql::stream_selected(&query, &st.labels),
+                &mut |st, _, _| {
+                    for l in st.labels.iter() {
+                        if !names.contains(&l.name) {
+                            names.insert(l.name.clone());
+                        }
+                    }
+                },
+            )
+            .map(|_| names)
+    })
+    .await;
+    match res {
+        Ok(Ok(v)) => axum::Json(json!({"status": "success", "data": v})).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+fn label_range(q: &HashMap<String, String>) -> Result<(i64, i64), String> {
+    let t = |k: &str, d: i64| {
+        q.get(k)
+            .map(|v| parse_time(v))
+            .transpose()
+            .map(|o| o.unwrap_or(d))
+    };
+    let end = t("end", now_ns()).map_err(|e| format!("end: {e}"))?;
+    let start = t("start", end - 6 * 3600 * 1_000_000_000).map_err(|e| format!("start: {e}"))?;
+    Ok((start, end))
 }
 
 async fn label_values(
@@ -379,19 +433,13 @@ async fn label_values(
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let t = |k: &str, d: i64| {
-        q.get(k)
-            .map(|v| parse_time(v))
-            .transpose()
-            .map(|o| o.unwrap_or(d))
-    };
-    let end = match t("end", now_ns()) {
+    let query = match label_query(&q) {
         Ok(v) => v,
-        Err(e) => return bad(format!("end: {e}")),
+        Err(e) => return bad(e),
     };
-    let start = match t("start", end - 6 * 3600 * 1_000_000_000) {
+    let (start, end) = match label_range(&q) {
         Ok(v) => v,
-        Err(e) => return bad(format!("start: {e}")),
+        Err(e) => return bad(e),
     };
     let store = s.store.clone();
     let res = tokio::task::spawn_blocking(move || {
@@ -400,7 +448,12 @@ async fn label_values(
             .select(
                 start,
                 end,
-                &|st| st.labels.get(&name).is_some(),
+                &|st| {
+                    st.labels.get(&name).is_some()
+                        && query
+                            .as_ref()
+                            .is_none_or(|q| logql::stream_selected(q, &st.labels))
+                },
                 &mut |st, _, _| {
                     if let Some(v) = st.labels.get(&name)
                         && !values.contains(v)

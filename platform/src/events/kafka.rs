@@ -59,7 +59,8 @@ impl KafkaSink {
                     first_err.get_or_insert_with(|| "producer dropped a delivery".to_string());
                 }
                 Err(_) => {
-                    first_err.get_or_insert_with(|| format!("producing to {}: timed out", self.topic));
+                    first_err
+                        .get_or_insert_with(|| format!("producing to {}: timed out", self.topic));
                 }
             }
         }

@@ -51,10 +51,16 @@ pub fn open_all(p: &Platform) -> anyhow::Result<Vec<Arc<Output>>> {
     let cfg = &p.config.events;
     let mut outputs = Vec::new();
     if let Some(url) = &p.config.aggregator_url {
-        outputs.push(("aggregator", Sink::Aggregator(aggregator::AggregatorSink::new(url)?)));
+        outputs.push((
+            "aggregator",
+            Sink::Aggregator(aggregator::AggregatorSink::new(url)?),
+        ));
     }
     if let Some(es) = &cfg.elasticsearch {
-        outputs.push(("elasticsearch", Sink::Elasticsearch(elasticsearch::EsSink::new(es)?)));
+        outputs.push((
+            "elasticsearch",
+            Sink::Elasticsearch(elasticsearch::EsSink::new(es)?),
+        ));
     }
     if let Some(k) = &cfg.kafka {
         outputs.push(("kafka", Sink::Kafka(kafka::KafkaSink::new(k)?)));
