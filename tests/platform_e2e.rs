@@ -8,11 +8,9 @@
 mod platform_support;
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use platform_support::{Api, P, kube, remote_write};
-use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use support::free_port;
 use tidewatch_platform::testing::kube_standin::KubeStandIn;

@@ -182,7 +182,8 @@ fn event_retention_is_enforced_per_cluster() {
     );
     assert_eq!(rows, vec![json!({"cluster_id": long_id})]);
     assert!(metric(&plat, "tidewatch_platform_events_expired_total") >= 1.0);
-    assert!(metric(&plat, "tidewatch_platform_events_retention_deleted_total") >= 2.0);
+    // The aggregator's own retention may have taken `long-ancient` first.
+    assert!(metric(&plat, "tidewatch_platform_events_retention_deleted_total") >= 1.0);
 }
 
 fn create_topic(brokers: &str, topic: &str) {
@@ -282,6 +283,10 @@ fn events_reach_elasticsearch_and_kafka_once_each() {
     let cid = import(&plat, "prod", &k.url());
     k.put_event("shop", "e1", "BackOff", 1);
     k.put_event("shop", "e2", "Pulled", 1);
+    wait_until("2 events in Elasticsearch", Duration::from_secs(60), || {
+        es_docs(&plat, es_port).len() >= 2
+    });
+    // A repeat is a new occurrence (once the first was seen).
     k.put_event("shop", "e1", "BackOff", 2);
     wait_until("3 events in Elasticsearch", Duration::from_secs(60), || {
         es_docs(&plat, es_port).len() >= 3
