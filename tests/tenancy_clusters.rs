@@ -154,11 +154,16 @@ fn a_namespace_name_shared_by_two_clusters_does_not_leak() {
         .collect();
     let refs: Vec<&[(&str, &str)]> = series.iter().map(|s| s.as_slice()).collect();
     remote_write(&api, &refs);
-    let now_ns = chrono::Utc::now().timestamp_nanos_opt().unwrap().to_string();
+    let now_ns = chrono::Utc::now()
+        .timestamp_nanos_opt()
+        .unwrap()
+        .to_string();
     let streams: Vec<Value> = all
         .iter()
-        .map(|(c, n)| json!({"stream": {"app": "probe", "cluster_id": c, "namespace": n},
-                             "values": [[now_ns, format!("hello from {c}/{n}")]]}))
+        .map(|(c, n)| {
+            json!({"stream": {"app": "probe", "cluster_id": c, "namespace": n},
+                             "values": [[now_ns, format!("hello from {c}/{n}")]]})
+        })
         .collect();
     let resp = api
         .http
@@ -170,8 +175,10 @@ fn a_namespace_name_shared_by_two_clusters_does_not_leak() {
     let ts = chrono::Utc::now().to_rfc3339();
     let events: Vec<Value> = all
         .iter()
-        .map(|(c, n)| json!({"cluster_id": c, "namespace": n, "name": "e", "uid": format!("{c}-{n}"),
-                             "count": 1, "first_timestamp": ts, "last_timestamp": ts}))
+        .map(|(c, n)| {
+            json!({"cluster_id": c, "namespace": n, "name": "e", "uid": format!("{c}-{n}"),
+                             "count": 1, "first_timestamp": ts, "last_timestamp": ts})
+        })
         .collect();
     let resp = api
         .http
@@ -186,6 +193,9 @@ fn a_namespace_name_shared_by_two_clusters_does_not_leak() {
     });
 
     let check = |want: &[(String, String)]| {
+        let mut want = want.to_vec();
+        want.sort();
+        let want = want.as_slice();
         assert_eq!(prom_pairs(&api, &alice, "tw_tenancy_probe"), want);
         assert_eq!(
             prom_pairs(

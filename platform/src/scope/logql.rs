@@ -44,7 +44,7 @@ pub fn enforce(query: &str, enforce: &[LabelMatcher]) -> Result<String, String> 
 }
 
 /// Like [`enforce`], and puts the label-filter stage `filter` (such as
-/// `(cluster_id="c1" and namespace=~"a") or (…)`) right after every stream
+/// `cluster_id=~"c1" and namespace=~"a" or …`) right after every stream
 /// selector, so it sees the stream labels before any user stage.
 pub fn enforce_with_filter(
     query: &str,

@@ -18,7 +18,7 @@
 //!   every LogQL stream selector and every scoped SQL table. Several groups
 //!   become an `or` of matcher sets in PromQL, `(… AND …) OR (…)` in SQL, and
 //!   in LogQL a stream selector over the union plus a label filter
-//!   `| (cluster_id=~"c1" and namespace=~"a") or (…)` right after it (stream
+//!   `| cluster_id=~"c1" and namespace=~"a" or …` right after it (stream
 //!   labels only, before any user stage). Label-name/value and series
 //!   endpoints get a default `match[]`/`query` so other tenants' values do
 //!   not leak. Endpoints that cannot be scoped (writes, rules, alerts, TSDB
@@ -307,8 +307,10 @@ pub fn loki_matchers(
             let filter = gs
                 .iter()
                 .map(|g| {
+                    // `and` binds tighter than `or` (in Loki too): no
+                    // parentheses, which some parsers refuse after `|`.
                     format!(
-                        "({} and {})",
+                        "{} and {}",
                         loki_re(l.cluster, &g.clusters).render(),
                         loki_re(l.namespace, &g.namespaces).render()
                     )
@@ -628,7 +630,7 @@ mod tests {
         let (l, f) = loki_matchers(L, &g);
         assert_eq!(
             logql::enforce_with_filter("rate({app=\"x\"} | json [5m])", &l, f.as_deref()).unwrap(),
-            r#"rate({app="x", cluster_id=~"c1|c2|c3", namespace=~"shop|web"} | (cluster_id=~"c1|c2" and namespace=~"shop") or (cluster_id=~"c3" and namespace=~"shop|web") | json [5m])"#
+            r#"rate({app="x", cluster_id=~"c1|c2|c3", namespace=~"shop|web"} | cluster_id=~"c1|c2" and namespace=~"shop" or cluster_id=~"c3" and namespace=~"shop|web" | json [5m])"#
         );
         assert_eq!(
             prom_default_selector(&prom_matchers(L, &g).unwrap()),
