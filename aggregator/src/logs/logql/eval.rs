@@ -104,11 +104,7 @@ fn log_selected(l: &LogExpr, labels: &Labels) -> bool {
     }
     for stage in &l.stages {
         match stage {
-            Stage::LabelFilter(p) => {
-                if !eval_pred(p, &|n| labels.get(n)) {
-                    return false;
-                }
-            }
+            Stage::LabelFilter(p) if !eval_pred(p, &|n| labels.get(n)) => return false,
             Stage::Json | Stage::Logfmt => break,
             _ => {}
         }
