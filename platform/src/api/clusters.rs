@@ -524,7 +524,8 @@ view_handler!(
 const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 impl Platform {
-    /// Registers the cluster the platform runs in as `local` (once), from
+    /// Registers the cluster the platform runs in as `local` (name and id,
+    /// once), from
     /// the pod's service account, when running inside Kubernetes.
     pub async fn register_local_cluster(&self) -> anyhow::Result<()> {
         let Ok(host) = std::env::var("KUBERNETES_SERVICE_HOST") else {
@@ -558,7 +559,9 @@ impl Platform {
             Ok(v) => ("Running", v, true, "in-cluster service account".to_string()),
             Err(e) => ("Failed", String::new(), false, e.message),
         };
-        let id = new_id();
+        // Id `local` too: the collectors in this cluster label their data
+        // `cluster_id="local"` by default, which tenant scoping matches.
+        let id = "local".to_string();
         let mut tx = self.store.pool.begin().await?;
         sqlx::query(
             "INSERT INTO clusters (id, name, display_name, api_server, credential, version, phase, \
