@@ -349,3 +349,47 @@ impl Validate for Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(json: &str) -> Vec<String> {
+        let c: Config = serde_json::from_str(json).unwrap();
+        let mut errs = Vec::new();
+        c.validate("platform", &mut errs);
+        errs.into_iter().map(|e| e.path).collect()
+    }
+
+    #[test]
+    fn event_outputs_and_retention_are_validated_by_path() {
+        assert!(errors("{}").is_empty());
+        assert_eq!(
+            errors(
+                r#"{"events": {"retention": "10s",
+                    "cluster_retention": [{"cluster": "", "retention": "1h"}],
+                    "elasticsearch": {"hosts": ["es:9200"]},
+                    "kafka": {"brokers": "", "topic": "t"}}}"#
+            ),
+            [
+                "platform.events.retention",
+                "platform.events.cluster_retention[0].cluster",
+                "platform.events.elasticsearch.hosts[0]",
+                "platform.events.kafka.brokers",
+            ]
+        );
+        let c: Config = serde_json::from_str(
+            r#"{"events": {"retention": "2d",
+                "cluster_retention": [{"cluster": "staging", "retention": "6h"}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.events.retention_of("id-1", "staging"),
+            Duration::from_secs(6 * 3600)
+        );
+        assert_eq!(
+            c.events.retention_of("staging-2", "other"),
+            Duration::from_secs(2 * 86400)
+        );
+    }
+}
