@@ -250,6 +250,19 @@ fn kafka_messages(brokers: &str, topic: &str) -> Vec<(String, Value)> {
     out
 }
 
+/// osmem (the Elasticsearch API emulator) on a chosen port.
+fn start_es_standin_on(dir: &Path, port: u16) -> support::Proc {
+    let bin = support::site_packages().join("osmem_server/bin/osmem-server");
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(["-addr", &format!("127.0.0.1:{port}"), "-no-stdin-watch"]);
+    let p = support::Proc::spawn("osmem", cmd, dir);
+    support::wait_http_ok(
+        &format!("http://127.0.0.1:{port}/_cluster/health"),
+        Duration::from_secs(30),
+    );
+    p
+}
+
 fn es_docs(api: &Api, es: u16) -> Vec<Value> {
     let resp = api
         .http
@@ -271,7 +284,9 @@ fn events_reach_elasticsearch_and_kafka_once_each() {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let k = kube(&rt);
-    let (_es, es_port) = support::start_es_standin(dir.path());
+    // Elasticsearch is down at first: its own disk buffer holds the events
+    // while Kafka gets them.
+    let es_port = free_port();
     let (_kafka, kafka_port) = support::start_kafka(dir.path());
     let brokers = format!("127.0.0.1:{kafka_port}");
     create_topic(&brokers, "tw-events");
@@ -283,6 +298,17 @@ fn events_reach_elasticsearch_and_kafka_once_each() {
     let cid = import(&plat, "prod", &k.url());
     k.put_event("shop", "e1", "BackOff", 1);
     k.put_event("shop", "e2", "Pulled", 1);
+    wait_until(
+        "2 events in Kafka while Elasticsearch is down",
+        Duration::from_secs(60),
+        || kafka_messages(&brokers, "tw-events").len() >= 2,
+    );
+    wait_until(
+        "a failed Elasticsearch delivery",
+        Duration::from_secs(60),
+        || metric(&plat, "tidewatch_platform_events_send_failures_total") >= 1.0,
+    );
+    let _es = start_es_standin_on(dir.path(), es_port);
     wait_until("2 events in Elasticsearch", Duration::from_secs(60), || {
         es_docs(&plat, es_port).len() >= 2
     });
