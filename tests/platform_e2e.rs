@@ -5,111 +5,15 @@
 //! Kubernetes is the protocol-level test stand-in from
 //! `tidewatch_platform::testing`, running in the test process.
 
+mod platform_support;
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
-use reqwest::blocking::Client;
+use platform_support::{Api, P, kube, remote_write};
 use serde_json::{Value, json};
-use support::{Tidewatch, free_port};
+use support::free_port;
 use tidewatch_platform::testing::kube_standin::KubeStandIn;
-
-const P: &str = "/api/platform/v1";
-const ADMIN_PASSWORD: &str = "e2e-admin-password";
-
-/// The binary plus an HTTP client and an admin token.
-struct Api {
-    tw: Tidewatch,
-    http: Client,
-    admin: String,
-}
-
-fn config(dir: &Path, extra: &str) -> String {
-    let path = dir.join("tidewatch.yml");
-    std::fs::write(
-        &path,
-        format!("platform:\n  admin_password: {ADMIN_PASSWORD}\n{extra}"),
-    )
-    .unwrap();
-    path.to_str().unwrap().to_string()
-}
-
-impl Api {
-    fn start(role: &str, dir: &Path, port: u16, extra: &str) -> Api {
-        let cfg = config(dir, extra);
-        let tw = Tidewatch::start_on(role, &dir.join("data"), port, &["--config", &cfg]);
-        let http = Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        let mut api = Api {
-            tw,
-            http,
-            admin: String::new(),
-        };
-        api.admin = api.login_token("admin", ADMIN_PASSWORD);
-        api
-    }
-
-    /// Logs in with a password (cookie) and mints an API token with it.
-    fn login_token(&self, user: &str, password: &str) -> String {
-        let resp = self
-            .http
-            .post(self.tw.url(&format!("{P}/login")))
-            .json(&json!({"username": user, "password": password}))
-            .send()
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
-        assert!(cookie.contains("HttpOnly"));
-        let pair = cookie.split(';').next().unwrap().to_string();
-        let resp = self
-            .http
-            .post(self.tw.url(&format!("{P}/tokens")))
-            .header("cookie", pair)
-            .json(&json!({"name": format!("t-{}", free_port())}))
-            .send()
-            .unwrap();
-        assert_eq!(resp.status(), 201);
-        resp.json::<Value>().unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), self.tw.url(path));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().unwrap_or(Value::Null))
-    }
-
-    fn admin(&self, method: &str, path: &str, body: Option<Value>, want: u16) -> Value {
-        let (st, v) = self.call(method, path, Some(&self.admin), body);
-        assert_eq!(st, want, "{method} {path}: {v}");
-        v
-    }
-}
-
-/// A multi-threaded runtime hosting the Kubernetes API stand-in.
-fn kube(rt: &tokio::runtime::Runtime) -> KubeStandIn {
-    rt.block_on(KubeStandIn::start("cluster-admin-token"))
-}
 
 fn sar(user: &str, verb: &str, ns: &str) -> Value {
     json!({
@@ -372,49 +276,6 @@ fn up_serves_the_dashboards_and_the_openapi_document() {
     assert_eq!(support::blocking_get(&api.tw.url("/-/ready")).0, 200);
 }
 
-fn remote_write(api: &Api, series: &[(&str, &str)]) {
-    use tidewatch_common::remote_write::{
-        Label, Sample, TimeSeries, WriteRequest, encode_write_request,
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let req = WriteRequest {
-        timeseries: series
-            .iter()
-            .map(|(name, ns)| TimeSeries {
-                labels: vec![
-                    Label {
-                        name: "__name__".into(),
-                        value: (*name).into(),
-                    },
-                    Label {
-                        name: "namespace".into(),
-                        value: (*ns).into(),
-                    },
-                ],
-                samples: vec![Sample {
-                    value: 1.0,
-                    timestamp: now,
-                }],
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    };
-    let resp = api
-        .http
-        .post(api.tw.url("/api/v1/write"))
-        .header("content-type", "application/x-protobuf")
-        .header("content-encoding", "snappy")
-        .header("x-prometheus-remote-write-version", "0.1.0")
-        .body(encode_write_request(&req))
-        .send()
-        .unwrap();
-    assert!(resp.status().is_success(), "{}", resp.status());
-}
-
 fn namespaces_in(v: &Value) -> Vec<String> {
     let mut out: Vec<String> = v["data"]["result"]
         .as_array()
@@ -432,13 +293,21 @@ fn a_tenants_promql_for_another_business_namespace_returns_nothing() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let k = kube(&rt);
     let api = Api::start("up", dir.path(), free_port(), "");
-    build_tenant(&api, &k);
+    let (cid, _) = build_tenant(&api, &k);
     let alice = api.login_token("alice", "alice-password");
     remote_write(
         &api,
         &[
-            ("tw_scope_probe", "shop-web"),
-            ("tw_scope_probe", "bank-core"),
+            &[
+                ("__name__", "tw_scope_probe"),
+                ("cluster_id", &cid),
+                ("namespace", "shop-web"),
+            ],
+            &[
+                ("__name__", "tw_scope_probe"),
+                ("cluster_id", &cid),
+                ("namespace", "bank-core"),
+            ],
         ],
     );
     let query = |token: Option<&str>, q: &str| -> Value {

@@ -1,7 +1,8 @@
 //! The collector: runs on every node, collects metrics at five levels and
 //! tails logs, and ships both through durable buffers.
 
-pub mod buffer;
+/// The durable disk buffer, shared with the platform through `tidewatch-common`.
+pub use tidewatch_common::buffer;
 pub mod config;
 pub mod logs;
 pub mod metrics;

@@ -76,19 +76,33 @@ pub struct AuthConfig {
     pub anonymous_queries: AnonymousQueries,
 }
 
-/// Event watching and forwarding to the aggregator.
+/// Event watching, the outputs events go to, and their retention.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EventsConfig {
     /// Watch events in every imported cluster.
     pub enabled: bool,
-    /// Most events per POST to the aggregator.
+    /// Most events per request to an output.
     pub batch_size: usize,
-    /// Most events held in memory while the aggregator is unreachable; the
-    /// watcher pauses (back-pressure) when the buffer is full.
-    pub max_buffered: usize,
+    /// Bound of each output's disk buffer (`<data dir>/events/<output>`);
+    /// the watchers pause (back-pressure) while a buffer is full.
+    pub buffer_max_bytes: u64,
     /// Most remembered `(uid, count)` pairs per cluster for de-duplication.
     pub dedupe_capacity: usize,
+    /// How long events are kept in the aggregator's `events` table, unless
+    /// `cluster_retention` names the cluster. The aggregator's own
+    /// `logs.retention` still applies on top (whichever is shorter wins).
+    #[serde(with = "serde_duration")]
+    pub retention: Duration,
+    /// Per-cluster retention (by cluster name or id).
+    pub cluster_retention: Vec<ClusterRetention>,
+    /// How often retention is enforced.
+    #[serde(with = "serde_duration")]
+    pub retention_interval: Duration,
+    /// Also index events into Elasticsearch / OpenSearch.
+    pub elasticsearch: Option<EsOutput>,
+    /// Also produce events to a Kafka topic.
+    pub kafka: Option<KafkaOutput>,
 }
 
 impl Default for EventsConfig {
@@ -96,9 +110,85 @@ impl Default for EventsConfig {
         EventsConfig {
             enabled: true,
             batch_size: 500,
-            max_buffered: 100_000,
+            buffer_max_bytes: 64 << 20,
             dedupe_capacity: 200_000,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            cluster_retention: Vec::new(),
+            retention_interval: Duration::from_secs(60),
+            elasticsearch: None,
+            kafka: None,
         }
+    }
+}
+
+/// The event retention of one cluster.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterRetention {
+    /// Cluster name or id.
+    pub cluster: String,
+    /// How long its events are kept.
+    #[serde(with = "serde_duration")]
+    pub retention: Duration,
+}
+
+/// Elasticsearch / OpenSearch event output (bulk API; `_id` =
+/// `cluster/uid/count`, so a re-sent event overwrites itself).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EsOutput {
+    /// Base URLs, tried in turn.
+    pub hosts: Vec<String>,
+    /// Index name; `%Y`, `%m`, `%d` expand from the event's last timestamp.
+    pub index: String,
+    /// Basic-auth user.
+    pub username: Option<String>,
+    /// Basic-auth password.
+    pub password: Option<String>,
+}
+
+impl Default for EsOutput {
+    fn default() -> Self {
+        EsOutput {
+            hosts: Vec::new(),
+            index: "tidewatch-events-%Y.%m.%d".into(),
+            username: None,
+            password: None,
+        }
+    }
+}
+
+/// Kafka event output (idempotent producer, `acks=all`; key
+/// `cluster_id/uid`, value the event JSON).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaOutput {
+    /// `host:port[,host:port]`.
+    pub brokers: String,
+    /// Topic.
+    pub topic: String,
+    /// Extra librdkafka properties (`security.protocol`, `sasl.*`, …).
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for KafkaOutput {
+    fn default() -> Self {
+        KafkaOutput {
+            brokers: String::new(),
+            topic: "tidewatch-events".into(),
+            properties: Default::default(),
+        }
+    }
+}
+
+impl EventsConfig {
+    /// The retention of a cluster (matched by id or name).
+    pub fn retention_of(&self, id: &str, name: &str) -> Duration {
+        self.cluster_retention
+            .iter()
+            .find(|c| c.cluster == id || c.cluster == name)
+            .map(|c| c.retention)
+            .unwrap_or(self.retention)
     }
 }
 
@@ -106,10 +196,14 @@ impl Default for EventsConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueryScopeConfig {
+    /// Label carrying the cluster id on metrics and log streams.
+    pub cluster_label: String,
     /// Label carrying the Kubernetes namespace on metrics and log streams.
     pub namespace_label: String,
     /// SQL tables restricted to the caller's namespaces.
     pub sql_tables: Vec<String>,
+    /// Column of those tables holding the cluster id.
+    pub sql_cluster_column: String,
     /// Column of those tables holding the namespace.
     pub sql_namespace_column: String,
 }
@@ -117,8 +211,10 @@ pub struct QueryScopeConfig {
 impl Default for QueryScopeConfig {
     fn default() -> Self {
         QueryScopeConfig {
+            cluster_label: "cluster_id".into(),
             namespace_label: "namespace".into(),
             sql_tables: vec!["metrics".into(), "logs".into(), "events".into()],
+            sql_cluster_column: "cluster_id".into(),
             sql_namespace_column: "namespace".into(),
         }
     }
@@ -183,14 +279,61 @@ impl Validate for Config {
         if self.events.batch_size == 0 {
             err("events.batch_size", "must be at least 1".into());
         }
-        if self.events.max_buffered < self.events.batch_size {
-            err(
-                "events.max_buffered",
-                "must be at least events.batch_size".into(),
-            );
+        if self.events.buffer_max_bytes < 1 << 20 {
+            err("events.buffer_max_bytes", "must be at least 1MiB".into());
+        }
+        if self.events.retention < Duration::from_secs(60) {
+            err("events.retention", "must be at least 1m".into());
+        }
+        if self.events.retention_interval < Duration::from_secs(1) {
+            err("events.retention_interval", "must be at least 1s".into());
+        }
+        for (i, c) in self.events.cluster_retention.iter().enumerate() {
+            if c.cluster.is_empty() {
+                err(
+                    &format!("events.cluster_retention[{i}].cluster"),
+                    "must not be empty".into(),
+                );
+            }
+            if c.retention < Duration::from_secs(1) {
+                err(
+                    &format!("events.cluster_retention[{i}].retention"),
+                    "must be at least 1s".into(),
+                );
+            }
+        }
+        if let Some(es) = &self.events.elasticsearch {
+            if es.hosts.is_empty() {
+                err("events.elasticsearch.hosts", "must not be empty".into());
+            }
+            for (i, h) in es.hosts.iter().enumerate() {
+                if !(h.starts_with("http://") || h.starts_with("https://")) {
+                    err(
+                        &format!("events.elasticsearch.hosts[{i}]"),
+                        "must be an http:// or https:// URL".into(),
+                    );
+                }
+            }
+            if es.index.is_empty() {
+                err("events.elasticsearch.index", "must not be empty".into());
+            }
+        }
+        if let Some(k) = &self.events.kafka {
+            if k.brokers.is_empty() {
+                err("events.kafka.brokers", "must not be empty".into());
+            }
+            if k.topic.is_empty() {
+                err("events.kafka.topic", "must not be empty".into());
+            }
         }
         if self.limits.max_query_body_bytes == 0 {
             err("limits.max_query_body_bytes", "must be positive".into());
+        }
+        if self.query_scope.cluster_label.is_empty() {
+            err("query_scope.cluster_label", "must not be empty".into());
+        }
+        if self.query_scope.sql_cluster_column.is_empty() {
+            err("query_scope.sql_cluster_column", "must not be empty".into());
         }
         if self.query_scope.namespace_label.is_empty() {
             err("query_scope.namespace_label", "must not be empty".into());
@@ -204,5 +347,49 @@ impl Validate for Config {
         if self.limits.max_audit_page == 0 {
             err("limits.max_audit_page", "must be positive".into());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(json: &str) -> Vec<String> {
+        let c: Config = serde_json::from_str(json).unwrap();
+        let mut errs = Vec::new();
+        c.validate("platform", &mut errs);
+        errs.into_iter().map(|e| e.path).collect()
+    }
+
+    #[test]
+    fn event_outputs_and_retention_are_validated_by_path() {
+        assert!(errors("{}").is_empty());
+        assert_eq!(
+            errors(
+                r#"{"events": {"retention": "10s",
+                    "cluster_retention": [{"cluster": "", "retention": "1h"}],
+                    "elasticsearch": {"hosts": ["es:9200"]},
+                    "kafka": {"brokers": "", "topic": "t"}}}"#
+            ),
+            [
+                "platform.events.retention",
+                "platform.events.cluster_retention[0].cluster",
+                "platform.events.elasticsearch.hosts[0]",
+                "platform.events.kafka.brokers",
+            ]
+        );
+        let c: Config = serde_json::from_str(
+            r#"{"events": {"retention": "2d",
+                "cluster_retention": [{"cluster": "staging", "retention": "6h"}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.events.retention_of("id-1", "staging"),
+            Duration::from_secs(6 * 3600)
+        );
+        assert_eq!(
+            c.events.retention_of("staging-2", "other"),
+            Duration::from_secs(2 * 86400)
+        );
     }
 }

@@ -60,6 +60,8 @@ pub struct Platform {
     pub connector: Connector,
     /// Self-metrics.
     pub metrics: events::EventMetrics,
+    /// The platform's data directory (store, key, event buffers).
+    pub data_dir: std::path::PathBuf,
     clusters_changed: tokio::sync::Notify,
     shutdown: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -91,6 +93,7 @@ impl Platform {
             secrets: SecretBox::new(&key),
             connector: Connector::default(),
             metrics,
+            data_dir: data_dir.to_path_buf(),
             clusters_changed: tokio::sync::Notify::new(),
             shutdown: shutdown.child_token(),
             tasks: Mutex::new(Vec::new()),

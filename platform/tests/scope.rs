@@ -103,6 +103,21 @@ fn param<'a>(v: &'a Value, key: &str) -> Vec<&'a str> {
 #[tokio::test]
 async fn tenant_queries_are_confined_to_their_namespaces() {
     let (t, _k, base, alice) = setup(Config::default()).await;
+    let cid = t
+        .admin_ok(
+            Method::GET,
+            &format!("{P}/clusters/c1"),
+            None,
+            StatusCode::OK,
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Parameters as forwarded, with the cluster id shown as `C`.
+    let pn = |v: &Value, key: &str| -> Vec<String> {
+        param(v, key).iter().map(|p| p.replace(&cid, "C")).collect()
+    };
     let enc = |q: &str| serde_urlencoded::to_string([("query", q)]).unwrap();
 
     // PromQL: every selector gets the namespace matcher.
@@ -117,9 +132,9 @@ async fn tenant_queries_are_confined_to_their_namespaces() {
     .await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(
-        param(&v, "query"),
+        pn(&v, "query"),
         [
-            r#"sum(rate(x{namespace="bank-core",namespace=~"shop-web"}[5m])) / y{namespace=~"shop-web"}"#
+            r#"sum(rate(x{cluster_id=~"C",namespace="bank-core",namespace=~"shop-web"}[5m])) / y{cluster_id=~"C",namespace=~"shop-web"}"#
         ]
     );
     // POST form bodies too.
@@ -132,11 +147,17 @@ async fn tenant_queries_are_confined_to_their_namespaces() {
         .await
         .unwrap();
     let v: Value = resp.json().await.unwrap();
-    assert_eq!(param(&v, "query"), [r#"up{namespace=~"shop-web"}"#]);
-    assert_eq!(param(&v, "step"), ["15"]);
+    assert_eq!(
+        pn(&v, "query"),
+        [r#"up{cluster_id=~"C",namespace=~"shop-web"}"#]
+    );
+    assert_eq!(pn(&v, "step"), ["15"]);
     // Label values without match[] get one, so other tenants' values do not leak.
     let (_, v) = get(&t, format!("{base}/api/v1/label/pod/values"), Some(&alice)).await;
-    assert_eq!(param(&v, "match[]"), [r#"{namespace=~"shop-web"}"#]);
+    assert_eq!(
+        pn(&v, "match[]"),
+        [r#"{cluster_id=~"C",namespace=~"shop-web"}"#]
+    );
     let (_, v) = get(
         &t,
         format!("{base}/api/v1/series?match[]=up&match[]=%7Bjob%3D%22a%22%7D"),
@@ -144,10 +165,10 @@ async fn tenant_queries_are_confined_to_their_namespaces() {
     )
     .await;
     assert_eq!(
-        param(&v, "match[]"),
+        pn(&v, "match[]"),
         [
-            r#"up{namespace=~"shop-web"}"#,
-            r#"{job="a",namespace=~"shop-web"}"#
+            r#"up{cluster_id=~"C",namespace=~"shop-web"}"#,
+            r#"{cluster_id=~"C",job="a",namespace=~"shop-web"}"#
         ]
     );
     // LogQL.
@@ -161,8 +182,8 @@ async fn tenant_queries_are_confined_to_their_namespaces() {
     )
     .await;
     assert_eq!(
-        param(&v, "query"),
-        [r#"{app="web", namespace=~"shop-web"} |= "x""#]
+        pn(&v, "query"),
+        [r#"{app="web", cluster_id=~"C", namespace=~"shop-web"} |= "x""#]
     );
     let (_, v) = get(
         &t,
@@ -170,7 +191,10 @@ async fn tenant_queries_are_confined_to_their_namespaces() {
         Some(&alice),
     )
     .await;
-    assert_eq!(param(&v, "query"), [r#"{namespace=~"shop-web"}"#]);
+    assert_eq!(
+        pn(&v, "query"),
+        [r#"{cluster_id=~"C", namespace=~"shop-web"}"#]
+    );
     // SQL in a JSON body.
     let resp = t
         .http
@@ -183,8 +207,8 @@ async fn tenant_queries_are_confined_to_their_namespaces() {
     let v: Value = resp.json().await.unwrap();
     let body: Value = serde_json::from_str(v["body"].as_str().unwrap()).unwrap();
     assert_eq!(
-        body["query"],
-        "SELECT count(*) FROM (SELECT * FROM logs WHERE namespace IN ('shop-web')) AS logs"
+        body["query"].as_str().unwrap().replace(&cid, "C"),
+        "SELECT count(*) FROM (SELECT * FROM logs WHERE cluster_id IN ('C') AND namespace IN ('shop-web')) AS logs"
     );
     // Bad queries and unscopable endpoints.
     let (st, v) = get(

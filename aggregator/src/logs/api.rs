@@ -28,7 +28,7 @@ pub fn router(s: Shared) -> Router {
     Router::new()
         .route("/loki/api/v1/push", post(push))
         .route("/api/v1/logs/_bulk", post(bulk))
-        .route("/api/v1/events", post(events))
+        .route("/api/v1/events", post(events).delete(delete_events))
         .layer(limit)
         .route(
             "/loki/api/v1/query_range",
@@ -128,6 +128,31 @@ async fn events(State(s): State<Shared>, body: Bytes) -> Response {
             axum::Json(json!({"status": "success", "data": {"stored": n}})).into_response()
         }
         Ok(Err(m)) => bad(m),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+/// `DELETE /api/v1/events?cluster_id=C&before=T`: drops cluster `C`'s
+/// events last seen before `T` (RFC 3339 or a Loki timestamp); the
+/// platform's per-cluster event retention.
+async fn delete_events(
+    State(s): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(cluster) = q.get("cluster_id").filter(|c| !c.is_empty()).cloned() else {
+        return bad("cluster_id: required");
+    };
+    let before = match q.get("before").map(|v| parse_time(v)) {
+        Some(Ok(ns)) => chrono::DateTime::from_timestamp_nanos(ns),
+        Some(Err(e)) => return bad(format!("before: {e}")),
+        None => return bad("before: required"),
+    };
+    let store = s.events.clone();
+    match tokio::task::spawn_blocking(move || store.delete_cluster_before(&cluster, before)).await {
+        Ok(Ok(n)) => {
+            axum::Json(json!({"status": "success", "data": {"deleted": n}})).into_response()
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }
 }
@@ -362,8 +387,18 @@ fn label_range(q: &HashMap<String, String>) -> Result<(i64, i64), String> {
     Ok((start, end))
 }
 
+/// The optional `query` of the label endpoints: only streams it selects
+/// count (Loki's semantics; the platform scopes tenants through it).
+fn label_query(q: &HashMap<String, String>) -> Result<Option<Expr>, String> {
+    match q.get("query").filter(|v| !v.trim().is_empty()) {
+        None => Ok(None),
+        Some(v) => logql::parse(v).map(Some).map_err(|e| format!("query: {e}")),
+    }
+}
+
 /// Runs `collect` over the streams with rows in the request's time range
-/// and answers the sorted, distinct strings it gathers.
+/// (and selected by its `query`, if any) and answers the sorted, distinct
+/// strings it gathers.
 async fn label_listing(
     s: Shared,
     q: HashMap<String, String>,
@@ -373,11 +408,22 @@ async fn label_listing(
         Ok(r) => r,
         Err(e) => return bad(e),
     };
+    let query = match label_query(&q) {
+        Ok(v) => v,
+        Err(e) => return bad(e),
+    };
     let store = s.store.clone();
     let res = tokio::task::spawn_blocking(move || {
         let mut out = BTreeSet::new();
         store
-            .streams_in(start, end, &mut |st| collect(st, &mut out))
+            .streams_in(start, end, &mut |st| {
+                if query
+                    .as_ref()
+                    .is_none_or(|q| logql::stream_selected(q, &st.labels))
+                {
+                    collect(st, &mut out)
+                }
+            })
             .map(|_| out)
     })
     .await;

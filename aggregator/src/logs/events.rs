@@ -187,9 +187,23 @@ impl EventStore {
     /// Drops events whose last occurrence is before `cutoff` and rewrites
     /// the log atomically.
     pub fn apply_retention(&self, cutoff: DateTime<Utc>) -> anyhow::Result<usize> {
+        self.delete_where(|e| e.last_timestamp < cutoff)
+    }
+
+    /// Drops the events of `cluster_id` whose last occurrence is before
+    /// `cutoff` (a per-cluster retention the platform enforces).
+    pub fn delete_cluster_before(
+        &self,
+        cluster_id: &str,
+        cutoff: DateTime<Utc>,
+    ) -> anyhow::Result<usize> {
+        self.delete_where(|e| e.cluster_id == cluster_id && e.last_timestamp < cutoff)
+    }
+
+    fn delete_where(&self, drop: impl Fn(&Event) -> bool) -> anyhow::Result<usize> {
         let mut inner = self.inner.lock();
         let before = inner.events.len();
-        inner.events.retain(|e| e.last_timestamp >= cutoff);
+        inner.events.retain(|e| !drop(e));
         let removed = before - inner.events.len();
         if removed == 0 {
             return Ok(0);

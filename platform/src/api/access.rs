@@ -10,7 +10,7 @@ use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
 
 use super::audit::record;
-use super::identity::resolve_id;
+use super::identity::resolve_authorized;
 use super::{Body, Items};
 use crate::Platform;
 use crate::auth::Caller;
@@ -267,8 +267,7 @@ pub async fn get_policy(
     Path(key): Path<String>,
 ) -> ApiResult<Json<Policy>> {
     let mut conn = p.store.pool.acquire().await?;
-    let id = resolve_id(&mut conn, "policies", "policy", &key).await?;
-    c.require("getPolicy", &format!("policy:{id}"))?;
+    let id = resolve_authorized(&mut conn, &c, "getPolicy", "policies", "policy", &key).await?;
     Ok(Json(load_policy(&mut conn, &id).await?))
 }
 
@@ -282,8 +281,7 @@ pub async fn update_policy(
     Body(req): Body<PolicyRequest>,
 ) -> ApiResult<Json<Policy>> {
     let mut tx = p.store.pool.begin().await?;
-    let id = resolve_id(&mut tx, "policies", "policy", &key).await?;
-    c.require("updatePolicy", &format!("policy:{id}"))?;
+    let id = resolve_authorized(&mut tx, &c, "updatePolicy", "policies", "policy", &key).await?;
     if is_builtin(&mut tx, "policies", &id).await? {
         return Err(ApiError::invalid(
             "name",
@@ -343,8 +341,7 @@ pub async fn delete_policy(
     Path(key): Path<String>,
 ) -> ApiResult<StatusCode> {
     let mut tx = p.store.pool.begin().await?;
-    let id = resolve_id(&mut tx, "policies", "policy", &key).await?;
-    c.require("deletePolicy", &format!("policy:{id}"))?;
+    let id = resolve_authorized(&mut tx, &c, "deletePolicy", "policies", "policy", &key).await?;
     if is_builtin(&mut tx, "policies", &id).await? {
         return Err(ApiError::invalid(
             "name",
@@ -486,8 +483,7 @@ pub async fn get_role(
     Path(key): Path<String>,
 ) -> ApiResult<Json<Role>> {
     let mut conn = p.store.pool.acquire().await?;
-    let id = resolve_id(&mut conn, "roles", "role", &key).await?;
-    c.require("getRole", &format!("role:{id}"))?;
+    let id = resolve_authorized(&mut conn, &c, "getRole", "roles", "role", &key).await?;
     Ok(Json(load_role(&mut conn, &id).await?))
 }
 
@@ -501,8 +497,7 @@ pub async fn update_role(
     Body(req): Body<RoleRequest>,
 ) -> ApiResult<Json<Role>> {
     let mut tx = p.store.pool.begin().await?;
-    let id = resolve_id(&mut tx, "roles", "role", &key).await?;
-    c.require("updateRole", &format!("role:{id}"))?;
+    let id = resolve_authorized(&mut tx, &c, "updateRole", "roles", "role", &key).await?;
     if is_builtin(&mut tx, "roles", &id).await? {
         return Err(ApiError::invalid(
             "name",
@@ -553,8 +548,7 @@ pub async fn delete_role(
     Path(key): Path<String>,
 ) -> ApiResult<StatusCode> {
     let mut tx = p.store.pool.begin().await?;
-    let id = resolve_id(&mut tx, "roles", "role", &key).await?;
-    c.require("deleteRole", &format!("role:{id}"))?;
+    let id = resolve_authorized(&mut tx, &c, "deleteRole", "roles", "role", &key).await?;
     if is_builtin(&mut tx, "roles", &id).await? {
         return Err(ApiError::invalid(
             "name",

@@ -244,6 +244,21 @@ fn biz(id: &str) -> String {
     format!("business:{id}")
 }
 
+/// Resolves business `key` (id or name) and requires `action` on
+/// `business:{id}{sub}` (`sub`: empty for the business itself,
+/// `/namespace`, `/member`); returns the id.
+async fn authorized_business(
+    conn: &mut AnyConnection,
+    c: &Principal,
+    action: &str,
+    key: &str,
+    sub: &str,
+) -> ApiResult<String> {
+    let id = resolve_id(conn, "businesses", "business", key).await?;
+    c.require(action, &format!("{}{sub}", biz(&id)))?;
+    Ok(id)
+}
+
 async fn load_business(conn: &mut AnyConnection, id: &str) -> ApiResult<Business> {
     let r = sqlx::query(
         "SELECT id, name, display_name, description, parent_id, quotas, created_at \
@@ -530,8 +545,7 @@ pub async fn get_business(
     Path(key): Path<String>,
 ) -> ApiResult<Json<Business>> {
     let mut conn = p.store.pool.acquire().await?;
-    let id = resolve_id(&mut conn, "businesses", "business", &key).await?;
-    c.require("getBusiness", &biz(&id))?;
+    let id = authorized_business(&mut conn, &c, "getBusiness", &key, "").await?;
     Ok(Json(load_business(&mut conn, &id).await?))
 }
 
@@ -545,8 +559,7 @@ pub async fn update_business(
     Body(req): Body<BusinessRequest>,
 ) -> ApiResult<Json<Business>> {
     let mut tx = p.store.pool.begin().await?;
-    let id = resolve_id(&mut tx, "businesses", "business", &key).await?;
-    c.require("updateBusiness", &biz(&id))?;
+    let id = authorized_business(&mut tx, &c, "updateBusiness", &key, "").await?;
     let cur = load_business(&mut tx, &id).await?;
     if req.name.as_ref().is_some_and(|n| *n != cur.name) {
         return Err(ApiError::invalid(
@@ -604,8 +617,7 @@ pub async fn delete_business(
     Path(key): Path<String>,
 ) -> ApiResult<StatusCode> {
     let mut tx = p.store.pool.begin().await?;
-    let id = resolve_id(&mut tx, "businesses", "business", &key).await?;
-    c.require("deleteBusiness", &biz(&id))?;
+    let id = authorized_business(&mut tx, &c, "deleteBusiness", &key, "").await?;
     let b = load_business(&mut tx, &id).await?;
     if !b.children.is_empty() {
         return Err(ApiError::conflict(
@@ -702,8 +714,7 @@ pub async fn list_namespaces(
     Path(key): Path<String>,
 ) -> ApiResult<Json<Items<BusinessNamespace>>> {
     let mut conn = p.store.pool.acquire().await?;
-    let id = resolve_id(&mut conn, "businesses", "business", &key).await?;
-    c.require("listNamespace", &format!("business:{id}/namespace"))?;
+    let id = authorized_business(&mut conn, &c, "listNamespace", &key, "/namespace").await?;
     let mut items = Vec::new();
     for nid in namespace_ids(&mut conn, &id).await? {
         items.push(load_namespace(&mut conn, &nid).await?);
@@ -729,8 +740,7 @@ pub async fn create_namespace(
     let hard = req.hard.clone().unwrap_or_default();
     quantity::validate("hard", &hard).map_err(|(f, m)| ApiError::invalid(&f, m))?;
     let mut tx = p.store.pool.begin().await?;
-    let id = resolve_id(&mut tx, "businesses", "business", &key).await?;
-    c.require("createNamespace", &format!("business:{id}/namespace"))?;
+    let id = authorized_business(&mut tx, &c, "createNamespace", &key, "/namespace").await?;
     let cluster = resolve_id(&mut tx, "clusters", "cluster", &cluster_key)
         .await
         .map_err(|_| ApiError::invalid("cluster_id", format!("unknown cluster {cluster_key:?}")))?;
@@ -952,8 +962,7 @@ pub async fn list_members(
     Path(key): Path<String>,
 ) -> ApiResult<Json<Items<Member>>> {
     let mut conn = p.store.pool.acquire().await?;
-    let id = resolve_id(&mut conn, "businesses", "business", &key).await?;
-    c.require("listMember", &format!("business:{id}/member"))?;
+    let id = authorized_business(&mut conn, &c, "listMember", &key, "/member").await?;
     Ok(Items::of(members(&mut conn, &id).await?))
 }
 
@@ -1004,8 +1013,7 @@ pub async fn add_member(
         (None, None) => return Err(ApiError::invalid("user", "user (or group) is required")),
     };
     let mut tx = p.store.pool.begin().await?;
-    let id = resolve_id(&mut tx, "businesses", "business", &key).await?;
-    c.require("createMember", &format!("business:{id}/member"))?;
+    let id = authorized_business(&mut tx, &c, "createMember", &key, "/member").await?;
     let sql = format!("SELECT id FROM {table} WHERE name = $1");
     let subject: String = sqlx::query(&sql)
         .bind(&subject_name)
@@ -1085,8 +1093,7 @@ pub async fn remove_member(
     Path((key, member)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let mut tx = p.store.pool.begin().await?;
-    let id = resolve_id(&mut tx, "businesses", "business", &key).await?;
-    c.require("deleteMember", &format!("business:{id}/member"))?;
+    let id = authorized_business(&mut tx, &c, "deleteMember", &key, "/member").await?;
     let ids: Vec<String> = members(&mut tx, &id)
         .await?
         .into_iter()
@@ -1124,8 +1131,7 @@ pub async fn quota_usage(
     Path(key): Path<String>,
 ) -> ApiResult<Json<QuotaUsage>> {
     let mut conn = p.store.pool.acquire().await?;
-    let id = resolve_id(&mut conn, "businesses", "business", &key).await?;
-    c.require("getBusiness", &biz(&id))?;
+    let id = authorized_business(&mut conn, &c, "getBusiness", &key, "").await?;
     let b = load_business(&mut conn, &id).await?;
     let alloc = allocated(&mut conn, &id, None, None).await?;
     drop(conn);

@@ -14,7 +14,7 @@ use sqlx::{AnyConnection, Row};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::audit::record;
-use super::identity::resolve_id;
+use super::identity::{resolve_authorized, resolve_id};
 use super::{Body, Items, PREFIX};
 use crate::Platform;
 use crate::auth::Caller;
@@ -316,8 +316,7 @@ pub async fn get_cluster(
     Path(key): Path<String>,
 ) -> ApiResult<Json<Cluster>> {
     let mut conn = p.store.pool.acquire().await?;
-    let id = resolve_id(&mut conn, "clusters", "cluster", &key).await?;
-    c.require("getCluster", &format!("cluster:{id}"))?;
+    let id = resolve_authorized(&mut conn, &c, "getCluster", "clusters", "cluster", &key).await?;
     Ok(Json(load_cluster(&mut conn, &id).await?))
 }
 
@@ -406,8 +405,7 @@ pub async fn delete_cluster(
     Path(key): Path<String>,
 ) -> ApiResult<StatusCode> {
     let mut tx = p.store.pool.begin().await?;
-    let id = resolve_id(&mut tx, "clusters", "cluster", &key).await?;
-    c.require("deleteCluster", &format!("cluster:{id}"))?;
+    let id = resolve_authorized(&mut tx, &c, "deleteCluster", "clusters", "cluster", &key).await?;
     let n: i64 = sqlx::query("SELECT COUNT(*) FROM namespaces WHERE cluster_id = $1")
         .bind(&id)
         .fetch_one(&mut *tx)
@@ -526,7 +524,8 @@ view_handler!(
 const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 impl Platform {
-    /// Registers the cluster the platform runs in as `local` (once), from
+    /// Registers the cluster the platform runs in as `local` (name and id,
+    /// once), from
     /// the pod's service account, when running inside Kubernetes.
     pub async fn register_local_cluster(&self) -> anyhow::Result<()> {
         let Ok(host) = std::env::var("KUBERNETES_SERVICE_HOST") else {
@@ -560,7 +559,9 @@ impl Platform {
             Ok(v) => ("Running", v, true, "in-cluster service account".to_string()),
             Err(e) => ("Failed", String::new(), false, e.message),
         };
-        let id = new_id();
+        // Id `local` too: the collectors in this cluster label their data
+        // `cluster_id="local"` by default, which tenant scoping matches.
+        let id = "local".to_string();
         let mut tx = self.store.pool.begin().await?;
         sqlx::query(
             "INSERT INTO clusters (id, name, display_name, api_server, credential, version, phase, \

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::audit::record;
 use super::{Body, Items};
 use crate::Platform;
-use crate::auth::Caller;
+use crate::auth::{Caller, Principal};
 use crate::crypto::hash_password;
 use crate::error::{ApiError, ApiResult, check_name, required};
 use crate::store::{new_id, now_rfc3339};
@@ -71,6 +71,22 @@ pub async fn resolve_id(
         Some(r) => Ok(r.try_get(0)?),
         None => Err(ApiError::not_found(what, key)),
     }
+}
+
+/// Resolves `key` (id or name) in `table` like [`resolve_id`] and checks
+/// that `caller` may `action` on `{what}:{id}` (404 before 403, as every
+/// handler did); returns the id.
+pub async fn resolve_authorized(
+    conn: &mut AnyConnection,
+    caller: &Principal,
+    action: &str,
+    table: &str,
+    what: &str,
+    key: &str,
+) -> ApiResult<String> {
+    let id = resolve_id(conn, table, what, key).await?;
+    caller.require(action, &format!("{what}:{id}"))?;
+    Ok(id)
 }
 
 /// Platform role names → ids, rejecting unknown or business-scoped roles.
@@ -293,8 +309,7 @@ pub async fn update_user(
     Body(req): Body<UserRequest>,
 ) -> ApiResult<Json<User>> {
     let mut tx = p.store.pool.begin().await?;
-    let id = resolve_id(&mut tx, "users", "user", &key).await?;
-    c.require("updateUser", &format!("user:{id}"))?;
+    let id = resolve_authorized(&mut tx, &c, "updateUser", "users", "user", &key).await?;
     if let Some(n) = &req.name {
         let current: String = sqlx::query("SELECT name FROM users WHERE id = $1")
             .bind(&id)
@@ -372,8 +387,7 @@ pub async fn delete_user(
     Path(key): Path<String>,
 ) -> ApiResult<StatusCode> {
     let mut tx = p.store.pool.begin().await?;
-    let id = resolve_id(&mut tx, "users", "user", &key).await?;
-    c.require("deleteUser", &format!("user:{id}"))?;
+    let id = resolve_authorized(&mut tx, &c, "deleteUser", "users", "user", &key).await?;
     if id == c.user_id {
         return Err(ApiError::invalid("id", "you cannot delete yourself"));
     }
@@ -572,8 +586,7 @@ pub async fn get_group(
     Path(key): Path<String>,
 ) -> ApiResult<Json<Group>> {
     let mut conn = p.store.pool.acquire().await?;
-    let id = resolve_id(&mut conn, "groups_", "group", &key).await?;
-    c.require("getGroup", &format!("group:{id}"))?;
+    let id = resolve_authorized(&mut conn, &c, "getGroup", "groups_", "group", &key).await?;
     Ok(Json(load_group(&mut conn, &id).await?))
 }
 
@@ -587,8 +600,7 @@ pub async fn update_group(
     Body(req): Body<GroupRequest>,
 ) -> ApiResult<Json<Group>> {
     let mut tx = p.store.pool.begin().await?;
-    let id = resolve_id(&mut tx, "groups_", "group", &key).await?;
-    c.require("updateGroup", &format!("group:{id}"))?;
+    let id = resolve_authorized(&mut tx, &c, "updateGroup", "groups_", "group", &key).await?;
     if req.name.is_some() {
         return Err(ApiError::invalid(
             "name",
@@ -642,8 +654,7 @@ pub async fn delete_group(
     Path(key): Path<String>,
 ) -> ApiResult<StatusCode> {
     let mut tx = p.store.pool.begin().await?;
-    let id = resolve_id(&mut tx, "groups_", "group", &key).await?;
-    c.require("deleteGroup", &format!("group:{id}"))?;
+    let id = resolve_authorized(&mut tx, &c, "deleteGroup", "groups_", "group", &key).await?;
     sqlx::query("DELETE FROM role_bindings WHERE subject_kind = 'group' AND subject_id = $1")
         .bind(&id)
         .execute(&mut *tx)

@@ -16,7 +16,8 @@ pub struct LabelMatcher {
 }
 
 impl LabelMatcher {
-    fn render(&self) -> String {
+    /// `name op "value"`, quoted as LogQL needs.
+    pub fn render(&self) -> String {
         format!("{}{}{}", self.name, self.op, quote(&self.value))
     }
 }
@@ -39,6 +40,17 @@ fn quote(v: &str) -> String {
 /// Adds `enforce` to every stream selector of `query`. Fails when the query
 /// has no selector or a selector does not parse.
 pub fn enforce(query: &str, enforce: &[LabelMatcher]) -> Result<String, String> {
+    enforce_with_filter(query, enforce, None)
+}
+
+/// Like [`enforce`], and puts the label-filter stage `filter` (such as
+/// `cluster_id=~"c1" and namespace=~"a" or …`) right after every stream
+/// selector, so it sees the stream labels before any user stage.
+pub fn enforce_with_filter(
+    query: &str,
+    enforce: &[LabelMatcher],
+    filter: Option<&str>,
+) -> Result<String, String> {
     let b = query.as_bytes();
     let mut out = String::with_capacity(query.len() + 64);
     let mut i = 0;
@@ -62,6 +74,10 @@ pub fn enforce(query: &str, enforce: &[LabelMatcher]) -> Result<String, String> 
                 out.push('{');
                 out.push_str(&all.join(", "));
                 out.push('}');
+                if let Some(f) = filter {
+                    out.push_str(" | ");
+                    out.push_str(f);
+                }
                 i = end;
                 last = end;
                 selectors += 1;

@@ -8,10 +8,18 @@
 //!   `deny` answers 401). Presented but invalid credentials always get 401.
 //! - Callers allowed `queryData` on everything (platform admins) pass
 //!   through untouched.
-//! - Everyone else is a tenant: the namespaces of every business where they
-//!   may `queryData` are enforced as `namespace=~"ns1|ns2"` in every PromQL
-//!   selector (`query`, `match[]`; through promql-parser's AST), every LogQL
-//!   stream selector, and every scoped SQL table; label-name/value and series
+//! - Everyone else is a tenant: the (cluster, namespace) pairs of every
+//!   business where they may `queryData` are enforced — never namespace
+//!   names alone, since two clusters may both have a `shop` namespace owned
+//!   by different businesses. The pairs are grouped by cluster: clusters
+//!   with the same namespace set form one group, enforced as
+//!   `cluster_id=~"c1|c2",namespace=~"a|b"`. One group is ANDed into every
+//!   PromQL selector (`query`, `match[]`; through promql-parser's AST),
+//!   every LogQL stream selector and every scoped SQL table. Several groups
+//!   become an `or` of matcher sets in PromQL, `(… AND …) OR (…)` in SQL, and
+//!   in LogQL a stream selector over the union plus a label filter
+//!   `| cluster_id=~"c1" and namespace=~"a" or …` right after it (stream
+//!   labels only, before any user stage). Label-name/value and series
 //!   endpoints get a default `match[]`/`query` so other tenants' values do
 //!   not leak. Endpoints that cannot be scoped (writes, rules, alerts, TSDB
 //!   status) answer 403 to tenants.
@@ -24,6 +32,7 @@ pub mod logql;
 pub mod promql;
 pub mod sql;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -37,13 +46,58 @@ use crate::Platform;
 use crate::auth::{Principal, credential};
 use crate::config::AnonymousQueries;
 
+/// One namespace of one cluster.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ScopedNamespace {
+    /// Cluster id.
+    pub cluster_id: String,
+    /// Namespace name.
+    pub namespace: String,
+}
+
 /// What a caller may query.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum QueryScope {
     /// Everything.
     Full,
-    /// Only these namespaces (sorted, deduplicated; may be empty).
-    Namespaces(Vec<String>),
+    /// Only these namespaces of these clusters (sorted, deduplicated; may be
+    /// empty).
+    Namespaces(Vec<ScopedNamespace>),
+}
+
+/// Clusters that share one set of allowed namespaces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScopeGroup {
+    /// Cluster ids (sorted).
+    pub clusters: Vec<String>,
+    /// Namespaces allowed in each of them (sorted).
+    pub namespaces: Vec<String>,
+}
+
+/// Groups `pairs` by cluster, merging clusters with equal namespace sets;
+/// the union of `clusters × namespaces` over the groups is exactly `pairs`.
+pub fn groups(pairs: &[ScopedNamespace]) -> Vec<ScopeGroup> {
+    let mut by_cluster: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for p in pairs {
+        by_cluster
+            .entry(&p.cluster_id)
+            .or_default()
+            .insert(&p.namespace);
+    }
+    let mut by_set: BTreeMap<Vec<String>, Vec<String>> = BTreeMap::new();
+    for (c, ns) in by_cluster {
+        by_set
+            .entry(ns.into_iter().map(String::from).collect())
+            .or_default()
+            .push(c.to_string());
+    }
+    by_set
+        .into_iter()
+        .map(|(namespaces, clusters)| ScopeGroup {
+            clusters,
+            namespaces,
+        })
+        .collect()
 }
 
 /// Value enforced when a tenant has no namespace: Kubernetes namespace names
@@ -56,16 +110,19 @@ impl Platform {
         if p.can("queryData", "data:all") {
             return Ok(QueryScope::Full);
         }
-        let mut names: Vec<String> = self
+        let mut pairs: Vec<ScopedNamespace> = self
             .namespace_index()
             .await?
             .into_iter()
             .filter(|e| p.can("queryData", &e.resource()))
-            .map(|e| e.name)
+            .map(|e| ScopedNamespace {
+                cluster_id: e.cluster_id,
+                namespace: e.name,
+            })
             .collect();
-        names.sort();
-        names.dedup();
-        Ok(QueryScope::Namespaces(names))
+        pairs.sort();
+        pairs.dedup();
+        Ok(QueryScope::Namespaces(pairs))
     }
 }
 
@@ -168,53 +225,131 @@ pub async fn scope_queries(State(p): State<Arc<Platform>>, req: Request, next: N
             );
         }
     };
-    let QueryScope::Namespaces(namespaces) = scope else {
+    let QueryScope::Namespaces(pairs) = scope else {
         return next.run(req).await;
     };
-    match rewrite(&p, req, &namespaces).await {
+    match rewrite(&p, req, &groups(&pairs)).await {
         Ok(req) => next.run(req).await,
         Err(resp) => resp,
     }
 }
 
-/// The PromQL matchers enforcing `namespaces`.
+/// Label names the scope is enforced on.
+#[derive(Clone, Copy)]
+pub struct ScopeLabels<'a> {
+    /// Label carrying the cluster id.
+    pub cluster: &'a str,
+    /// Label carrying the namespace.
+    pub namespace: &'a str,
+}
+
+/// The PromQL matcher alternatives enforcing `groups` (one per group).
 pub fn prom_matchers(
-    label: &str,
-    namespaces: &[String],
-) -> Result<Vec<promql_parser::label::Matcher>, String> {
-    if namespaces.is_empty() {
-        Ok(vec![promql::equal_matcher(label, NO_NAMESPACE)])
-    } else {
-        Ok(vec![promql::regex_matcher(label, namespaces)?])
+    l: ScopeLabels<'_>,
+    groups: &[ScopeGroup],
+) -> Result<Vec<Vec<promql_parser::label::Matcher>>, String> {
+    if groups.is_empty() {
+        return Ok(vec![vec![promql::equal_matcher(l.namespace, NO_NAMESPACE)]]);
+    }
+    groups
+        .iter()
+        .map(|g| {
+            Ok(vec![
+                promql::regex_matcher(l.cluster, &g.clusters)?,
+                promql::regex_matcher(l.namespace, &g.namespaces)?,
+            ])
+        })
+        .collect()
+}
+
+fn loki_re(name: &str, values: &[String]) -> logql::LabelMatcher {
+    logql::LabelMatcher {
+        name: name.into(),
+        op: "=~",
+        value: values
+            .iter()
+            .map(|n| promql::escape_re(n))
+            .collect::<Vec<_>>()
+            .join("|"),
     }
 }
 
-/// The LogQL matchers enforcing `namespaces`.
-pub fn loki_matchers(label: &str, namespaces: &[String]) -> Vec<logql::LabelMatcher> {
-    if namespaces.is_empty() {
-        vec![logql::LabelMatcher {
-            name: label.into(),
-            op: "=",
-            value: NO_NAMESPACE.into(),
-        }]
-    } else {
-        vec![logql::LabelMatcher {
-            name: label.into(),
-            op: "=~",
-            value: namespaces
+/// The LogQL stream matchers enforcing `groups`, and with several groups
+/// the label filter that keeps each cluster to its own namespaces.
+pub fn loki_matchers(
+    l: ScopeLabels<'_>,
+    groups: &[ScopeGroup],
+) -> (Vec<logql::LabelMatcher>, Option<String>) {
+    match groups {
+        [] => (
+            vec![logql::LabelMatcher {
+                name: l.namespace.into(),
+                op: "=",
+                value: NO_NAMESPACE.into(),
+            }],
+            None,
+        ),
+        [g] => (
+            vec![
+                loki_re(l.cluster, &g.clusters),
+                loki_re(l.namespace, &g.namespaces),
+            ],
+            None,
+        ),
+        gs => {
+            let union = |f: fn(&ScopeGroup) -> &Vec<String>| -> Vec<String> {
+                gs.iter()
+                    .flat_map(|g| f(g).iter().cloned())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect()
+            };
+            let filter = gs
                 .iter()
-                .map(|n| promql::escape_re(n))
+                .map(|g| {
+                    // `and` binds tighter than `or` (in Loki too): no
+                    // parentheses, which some parsers refuse after `|`.
+                    format!(
+                        "{} and {}",
+                        loki_re(l.cluster, &g.clusters).render(),
+                        loki_re(l.namespace, &g.namespaces).render()
+                    )
+                })
                 .collect::<Vec<_>>()
-                .join("|"),
-        }]
+                .join(" or ");
+            (
+                vec![
+                    loki_re(l.cluster, &union(|g| &g.clusters)),
+                    loki_re(l.namespace, &union(|g| &g.namespaces)),
+                ],
+                Some(filter),
+            )
+        }
     }
+}
+
+/// A series selector matching exactly the enforced alternatives.
+fn prom_default_selector(alts: &[Vec<promql_parser::label::Matcher>]) -> String {
+    let sets: Vec<String> = alts
+        .iter()
+        .map(|set| {
+            set.iter()
+                .map(|m| m.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    format!("{{{}}}", sets.join(" or "))
 }
 
 type Params = Vec<(String, String)>;
 
-async fn rewrite(p: &Platform, req: Request, namespaces: &[String]) -> Result<Request, Response> {
+async fn rewrite(p: &Platform, req: Request, groups: &[ScopeGroup]) -> Result<Request, Response> {
     let kind = classify(req.uri().path());
-    let label = p.config.query_scope.namespace_label.as_str();
+    let labels = ScopeLabels {
+        cluster: &p.config.query_scope.cluster_label,
+        namespace: &p.config.query_scope.namespace_label,
+    };
     let bad = |e: String| error(StatusCode::BAD_REQUEST, "bad_data", e);
     match kind {
         Kind::Pass => Ok(req),
@@ -226,26 +361,25 @@ async fn rewrite(p: &Platform, req: Request, namespaces: &[String]) -> Result<Re
                 req.uri().path()
             ),
         )),
-        Kind::Sql => rewrite_sql(p, req, namespaces).await,
+        Kind::Sql => rewrite_sql(p, req, groups).await,
         _ => {
-            let prom = prom_matchers(label, namespaces).map_err(bad)?;
-            let loki = loki_matchers(label, namespaces);
-            let default_prom = format!(
-                "{{{}}}",
-                prom.iter()
-                    .map(|m| m.to_string())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
-            let default_loki = logql::enforce("{}", &loki).map_err(bad)?;
+            let prom = prom_matchers(labels, groups).map_err(bad)?;
+            let (loki, filter) = loki_matchers(labels, groups);
+            let filter = filter.as_deref();
+            let default_prom = prom_default_selector(&prom);
+            let default_loki = logql::enforce_with_filter("{}", &loki, filter).map_err(bad)?;
             with_params(p, req, move |params: &mut Params| {
                 let mut seen = false;
                 for (k, v) in params.iter_mut() {
                     let out = match (kind, k.as_str()) {
                         (Kind::PromQuery, "query") => promql::enforce(v, &prom)?,
                         (Kind::PromMatch, "match[]") => promql::enforce_selector(v, &prom)?,
-                        (Kind::LokiQuery | Kind::LokiLabels, "query") => logql::enforce(v, &loki)?,
-                        (Kind::LokiMatch, "match[]" | "match") => logql::enforce(v, &loki)?,
+                        (Kind::LokiQuery | Kind::LokiLabels, "query") => {
+                            logql::enforce_with_filter(v, &loki, filter)?
+                        }
+                        (Kind::LokiMatch, "match[]" | "match") => {
+                            logql::enforce_with_filter(v, &loki, filter)?
+                        }
                         _ => continue,
                     };
                     *v = out;
@@ -341,13 +475,14 @@ async fn with_params(
 async fn rewrite_sql(
     p: &Platform,
     req: Request,
-    namespaces: &[String],
+    groups: &[ScopeGroup],
 ) -> Result<Request, Response> {
     let cfg = &p.config.query_scope;
     let scope = sql::SqlScope {
         tables: &cfg.sql_tables,
+        cluster_column: &cfg.sql_cluster_column,
         namespace_column: &cfg.sql_namespace_column,
-        namespaces,
+        groups,
     };
     let bad = |e: String| error(StatusCode::BAD_REQUEST, "bad_data", e);
     let ct = req
@@ -441,14 +576,65 @@ mod tests {
         assert_eq!(classify("/api/v1/sql"), Kind::Sql);
     }
 
+    const L: ScopeLabels<'static> = ScopeLabels {
+        cluster: "cluster_id",
+        namespace: "namespace",
+    };
+
+    fn pair(c: &str, n: &str) -> ScopedNamespace {
+        ScopedNamespace {
+            cluster_id: c.into(),
+            namespace: n.into(),
+        }
+    }
+
     #[test]
     fn empty_scope_matches_nothing() {
-        let m = prom_matchers("namespace", &[]).unwrap();
-        assert_eq!(m[0].to_string(), r#"namespace="tidewatch:none""#);
-        let l = loki_matchers("namespace", &[]);
+        let m = prom_matchers(L, &[]).unwrap();
+        assert_eq!(prom_default_selector(&m), r#"{namespace="tidewatch:none"}"#);
+        let (l, f) = loki_matchers(L, &[]);
         assert_eq!(
-            logql::enforce("{app=\"x\"}", &l).unwrap(),
+            logql::enforce_with_filter("{app=\"x\"}", &l, f.as_deref()).unwrap(),
             r#"{app="x", namespace="tidewatch:none"}"#
+        );
+    }
+
+    #[test]
+    fn pairs_group_by_cluster_namespace_sets() {
+        let g = groups(&[
+            pair("c1", "shop"),
+            pair("c2", "shop"),
+            pair("c3", "shop"),
+            pair("c3", "web"),
+        ]);
+        assert_eq!(
+            g,
+            vec![
+                ScopeGroup {
+                    clusters: vec!["c1".into(), "c2".into()],
+                    namespaces: vec!["shop".into()],
+                },
+                ScopeGroup {
+                    clusters: vec!["c3".into()],
+                    namespaces: vec!["shop".into(), "web".into()],
+                },
+            ]
+        );
+        let one = groups(&[pair("c1", "shop")]);
+        let (l, f) = loki_matchers(L, &one);
+        assert_eq!(f, None);
+        assert_eq!(
+            logql::enforce_with_filter("{app=\"x\"} |= \"err\"", &l, None).unwrap(),
+            r#"{app="x", cluster_id=~"c1", namespace=~"shop"} |= "err""#
+        );
+        let (l, f) = loki_matchers(L, &g);
+        assert_eq!(
+            logql::enforce_with_filter("rate({app=\"x\"} | json [5m])", &l, f.as_deref()).unwrap(),
+            r#"rate({app="x", cluster_id=~"c1|c2|c3", namespace=~"shop|web"} | cluster_id=~"c1|c2" and namespace=~"shop" or cluster_id=~"c3" and namespace=~"shop|web" | json [5m])"#
+        );
+        assert_eq!(
+            prom_default_selector(&prom_matchers(L, &g).unwrap()),
+            r#"{cluster_id=~"c1|c2",namespace=~"shop" or cluster_id=~"c3",namespace=~"shop|web"}"#
         );
     }
 }

@@ -1,19 +1,29 @@
 //! PromQL label enforcement on the AST (like prom-label-proxy): every
 //! vector and matrix selector, wherever it sits (functions, aggregations,
 //! binary operands, subqueries), gets the enforced matchers ANDed in.
+//!
+//! The enforcement is a list of alternatives (one per group of clusters
+//! sharing a namespace set): with one, its matchers are ANDed into the
+//! selector; with several, the selector becomes an `or` of matcher sets
+//! (`{a="1",cluster_id=~"c1",namespace=~"x" or a="1",cluster_id=~"c2",…}`),
+//! the product of the user's own alternatives and the enforced ones, so a
+//! series is selected only if one user alternative and one allowed
+//! (cluster, namespace) group both match it. The aggregator evaluates
+//! each matcher set and merges the series without duplicates.
 
 use promql_parser::label::{MatchOp, Matcher};
 use promql_parser::parser::{self, Expr, VectorSelector};
 
-/// Parses `query`, adds `enforce` to every selector and prints it back.
-pub fn enforce(query: &str, enforce: &[Matcher]) -> Result<String, String> {
+/// Parses `query`, restricts every selector to one of the `enforce`
+/// alternatives and prints it back.
+pub fn enforce(query: &str, enforce: &[Vec<Matcher>]) -> Result<String, String> {
     let mut expr = parser::parse(query)?;
     walk(&mut expr, enforce)?;
     Ok(expr.to_string())
 }
 
-/// Adds `enforce` to one selector text (`match[]` of series/labels APIs).
-pub fn enforce_selector(selector: &str, enforce: &[Matcher]) -> Result<String, String> {
+/// Restricts one selector text (`match[]` of series/labels APIs).
+pub fn enforce_selector(selector: &str, enforce: &[Vec<Matcher>]) -> Result<String, String> {
     let mut expr = parser::parse(selector)?;
     match &mut expr {
         Expr::VectorSelector(vs) => add(vs, enforce),
@@ -51,22 +61,40 @@ pub fn equal_matcher(name: &str, value: &str) -> Matcher {
     Matcher::new(MatchOp::Equal, name, value)
 }
 
-fn add(vs: &mut VectorSelector, enforce: &[Matcher]) {
-    if vs.matchers.or_matchers.is_empty() {
-        vs.matchers.matchers.extend(enforce.iter().cloned());
+fn add(vs: &mut VectorSelector, enforce: &[Vec<Matcher>]) {
+    let m = &mut vs.matchers;
+    // The user's alternatives, each with the matchers outside `or` groups.
+    let user: Vec<Vec<Matcher>> = if m.or_matchers.is_empty() {
+        vec![std::mem::take(&mut m.matchers)]
     } else {
-        for group in &mut vs.matchers.or_matchers {
-            group.extend(enforce.iter().cloned());
+        let outer = std::mem::take(&mut m.matchers);
+        std::mem::take(&mut m.or_matchers)
+            .into_iter()
+            .map(|mut g| {
+                g.extend(outer.iter().cloned());
+                g
+            })
+            .collect()
+    };
+    let mut sets: Vec<Vec<Matcher>> = Vec::with_capacity(user.len() * enforce.len().max(1));
+    for u in &user {
+        if enforce.is_empty() {
+            sets.push(u.clone());
         }
-        // Matchers outside the `or` groups apply to all of them.
-        for group in &mut vs.matchers.or_matchers {
-            group.extend(vs.matchers.matchers.iter().cloned());
+        for e in enforce {
+            let mut set = u.clone();
+            set.extend(e.iter().cloned());
+            sets.push(set);
         }
-        vs.matchers.matchers.clear();
+    }
+    if sets.len() == 1 {
+        m.matchers = sets.pop().unwrap_or_default();
+    } else {
+        m.or_matchers = sets;
     }
 }
 
-fn walk(expr: &mut Expr, enforce: &[Matcher]) -> Result<(), String> {
+fn walk(expr: &mut Expr, enforce: &[Vec<Matcher>]) -> Result<(), String> {
     match expr {
         Expr::Aggregate(a) => {
             walk(&mut a.expr, enforce)?;
@@ -98,14 +126,53 @@ fn walk(expr: &mut Expr, enforce: &[Matcher]) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn ns(values: &[&str]) -> Vec<Matcher> {
-        vec![
+    fn ns(values: &[&str]) -> Vec<Vec<Matcher>> {
+        vec![vec![
             regex_matcher(
                 "namespace",
                 &values.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
             )
             .unwrap(),
+        ]]
+    }
+
+    fn groups() -> Vec<Vec<Matcher>> {
+        let re = |n: &str, v: &[&str]| {
+            regex_matcher(n, &v.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+        };
+        vec![
+            vec![re("cluster_id", &["c1"]), re("namespace", &["shop"])],
+            vec![re("cluster_id", &["c2"]), re("namespace", &["web"])],
         ]
+    }
+
+    #[test]
+    fn several_cluster_groups_become_or_matcher_sets() {
+        let got = enforce("sum(rate(x[5m]))", &groups()).unwrap();
+        assert_eq!(
+            got,
+            r#"sum(rate(x{cluster_id=~"c1", namespace=~"shop" or cluster_id=~"c2", namespace=~"web"}[5m]))"#
+        );
+        assert_eq!(enforce(&got, &[]).unwrap(), got);
+        // The user's own `or` multiplies out: every set keeps a scope pair.
+        let got = enforce(r#"{job="a" or job="b",env="p"}"#, &groups()).unwrap();
+        assert_eq!(got.matches(" or ").count(), 3, "{got}");
+        assert_eq!(
+            got.matches(r#"cluster_id=~"c1", namespace=~"shop""#)
+                .count(),
+            2,
+            "{got}"
+        );
+        assert_eq!(
+            got.matches(r#"cluster_id=~"c2", namespace=~"web""#).count(),
+            2,
+            "{got}"
+        );
+        let got = enforce_selector(r#"up{namespace="shop"}"#, &groups()).unwrap();
+        assert_eq!(
+            got,
+            r#"up{namespace="shop", cluster_id=~"c1", namespace=~"shop" or namespace="shop", cluster_id=~"c2", namespace=~"web"}"#
+        );
     }
 
     fn check(q: &str, want: &str) {

@@ -1,7 +1,9 @@
 //! SQL scoping: the query is parsed with `sqlparser`; only read-only
 //! queries are accepted, and every reference to a scoped table (`metrics`,
 //! `logs`, `events`) becomes a derived table filtered to the caller's
-//! namespaces: `(SELECT * FROM metrics WHERE namespace IN (…)) AS metrics`.
+//! cluster namespaces: `(SELECT * FROM metrics WHERE cluster_id IN ('c1')
+//! AND namespace IN ('a', 'b')) AS metrics`, one `OR`ed term per group of
+//! clusters sharing a namespace set.
 
 use std::ops::ControlFlow;
 
@@ -9,14 +11,51 @@ use sqlparser::ast::{SetExpr, Statement, TableFactor, VisitMut, VisitorMut};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 
+use super::ScopeGroup;
+
 /// What to filter and how.
 pub struct SqlScope<'a> {
     /// Tables to restrict (lower case).
     pub tables: &'a [String],
+    /// Column holding the cluster id.
+    pub cluster_column: &'a str,
     /// Column holding the namespace.
     pub namespace_column: &'a str,
-    /// Allowed namespaces (may be empty: nothing is visible).
-    pub namespaces: &'a [String],
+    /// Allowed namespaces per cluster group (may be empty: nothing is
+    /// visible).
+    pub groups: &'a [ScopeGroup],
+}
+
+fn list(values: &[String]) -> String {
+    values
+        .iter()
+        .map(|v| literal(v))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl SqlScope<'_> {
+    /// The filter condition.
+    pub fn condition(&self) -> String {
+        let term = |g: &ScopeGroup| {
+            format!(
+                "{} IN ({}) AND {} IN ({})",
+                self.cluster_column,
+                list(&g.clusters),
+                self.namespace_column,
+                list(&g.namespaces)
+            )
+        };
+        match self.groups {
+            [] => "FALSE".to_string(),
+            [g] => term(g),
+            gs => gs
+                .iter()
+                .map(|g| format!("({})", term(g)))
+                .collect::<Vec<_>>()
+                .join(" OR "),
+        }
+    }
 }
 
 fn literal(v: &str) -> String {
@@ -30,20 +69,7 @@ struct Rewriter<'a> {
 
 impl Rewriter<'_> {
     fn derived(&self, table: &str, alias: &str) -> Result<TableFactor, String> {
-        let cond = if self.scope.namespaces.is_empty() {
-            "FALSE".to_string()
-        } else {
-            format!(
-                "{} IN ({})",
-                self.scope.namespace_column,
-                self.scope
-                    .namespaces
-                    .iter()
-                    .map(|n| literal(n))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
+        let cond = self.scope.condition();
         let text = format!("SELECT * FROM (SELECT * FROM {table} WHERE {cond}) AS {alias}");
         let mut stmts = Parser::parse_sql(&GenericDialect {}, &text).map_err(|e| e.to_string())?;
         let Some(Statement::Query(q)) = stmts.pop() else {
@@ -119,22 +145,30 @@ pub fn enforce(sql: &str, scope: &SqlScope<'_>) -> Result<String, String> {
 mod tests {
     use super::*;
 
-    fn scope<'a>(tables: &'a [String], ns: &'a [String]) -> SqlScope<'a> {
+    fn scope<'a>(tables: &'a [String], groups: &'a [ScopeGroup]) -> SqlScope<'a> {
         SqlScope {
             tables,
+            cluster_column: "cluster_id",
             namespace_column: "namespace",
-            namespaces: ns,
+            groups,
         }
+    }
+
+    fn one(ns: &[&str]) -> Vec<ScopeGroup> {
+        vec![ScopeGroup {
+            clusters: vec!["c1".into()],
+            namespaces: ns.iter().map(|s| s.to_string()).collect(),
+        }]
     }
 
     #[test]
     fn scoped_tables_are_filtered_everywhere() {
         let tables = vec!["metrics".to_string(), "logs".to_string()];
-        let ns = vec!["a".to_string(), "o'b".to_string()];
-        let s = scope(&tables, &ns);
+        let g = one(&["a", "o'b"]);
+        let s = scope(&tables, &g);
         assert_eq!(
             enforce("select count(*) from metrics", &s).unwrap(),
-            "SELECT count(*) FROM (SELECT * FROM metrics WHERE namespace IN ('a', 'o''b')) AS metrics"
+            "SELECT count(*) FROM (SELECT * FROM metrics WHERE cluster_id IN ('c1') AND namespace IN ('a', 'o''b')) AS metrics"
         );
         let got = enforce(
             "SELECT l.line FROM logs l JOIN metrics m ON l.pod = m.pod WHERE m.namespace = 'x'",
@@ -142,11 +176,11 @@ mod tests {
         )
         .unwrap();
         assert!(
-            got.contains("(SELECT * FROM logs WHERE namespace IN ('a', 'o''b')) AS l"),
+            got.contains("(SELECT * FROM logs WHERE cluster_id IN ('c1') AND namespace IN ('a', 'o''b')) AS l"),
             "{got}"
         );
         assert!(
-            got.contains("(SELECT * FROM metrics WHERE namespace IN ('a', 'o''b')) AS m"),
+            got.contains("(SELECT * FROM metrics WHERE cluster_id IN ('c1') AND namespace IN ('a', 'o''b')) AS m"),
             "{got}"
         );
         let got = enforce(
@@ -154,11 +188,36 @@ mod tests {
             &s,
         )
         .unwrap();
-        assert_eq!(got.matches("WHERE namespace IN").count(), 2, "{got}");
+        assert_eq!(
+            got.matches("WHERE cluster_id IN ('c1') AND namespace IN")
+                .count(),
+            2,
+            "{got}"
+        );
         // Unscoped tables stay as they are.
         assert_eq!(
             enforce("SELECT 1 FROM other", &s).unwrap(),
             "SELECT 1 FROM other"
+        );
+    }
+
+    #[test]
+    fn clusters_sharing_a_namespace_name_stay_apart() {
+        let tables = vec!["events".to_string()];
+        let g = vec![
+            ScopeGroup {
+                clusters: vec!["c1".into(), "c3".into()],
+                namespaces: vec!["shop".into()],
+            },
+            ScopeGroup {
+                clusters: vec!["c2".into()],
+                namespaces: vec!["shop".into(), "web".into()],
+            },
+        ];
+        assert_eq!(
+            enforce("SELECT * FROM events", &scope(&tables, &g)).unwrap(),
+            "SELECT * FROM (SELECT * FROM events WHERE (cluster_id IN ('c1', 'c3') AND namespace IN ('shop')) \
+             OR (cluster_id IN ('c2') AND namespace IN ('shop', 'web'))) AS events"
         );
     }
 

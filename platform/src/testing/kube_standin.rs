@@ -147,8 +147,23 @@ impl KubeStandIn {
                "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
     }
 
-    /// Adds or updates an Event (`count` bumps make it a new occurrence).
+    /// Adds or updates an Event (`count` bumps make it a new occurrence),
+    /// last seen now.
     pub fn put_event(&self, namespace: &str, name: &str, reason: &str, count: i64) {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        self.put_event_at(namespace, name, reason, count, &now)
+    }
+
+    /// Like [`KubeStandIn::put_event`] with an explicit `lastTimestamp`
+    /// (RFC 3339).
+    pub fn put_event_at(
+        &self,
+        namespace: &str,
+        name: &str,
+        reason: &str,
+        count: i64,
+        last_timestamp: &str,
+    ) {
         let mut o = self.shared.objects.lock();
         o.rv += 1;
         let rv = o.rv;
@@ -166,12 +181,27 @@ impl KubeStandIn {
                                "uid": format!("pod-{name}-uid"), "apiVersion": "v1"},
             "reason": reason, "message": format!("{reason} happened {count} times"),
             "type": "Warning", "count": count,
-            "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": "2026-01-01T00:01:00Z",
+            "firstTimestamp": "2026-01-01T00:00:00Z", "lastTimestamp": last_timestamp,
             "source": {"component": "kubelet", "host": "node-1"},
             "reportingComponent": "kubelet", "reportingInstance": "node-1"
         });
         o.events.insert(key, ev.clone());
         o.event_log.push((rv, kind, ev));
+        drop(o);
+        self.shared.changed.notify_waiters();
+    }
+
+    /// Deletes an Event (as Kubernetes does when its TTL, 1h by default,
+    /// runs out).
+    pub fn delete_event(&self, namespace: &str, name: &str) {
+        let mut o = self.shared.objects.lock();
+        let Some(mut ev) = o.events.remove(&format!("{namespace}/{name}")) else {
+            return;
+        };
+        o.rv += 1;
+        let rv = o.rv;
+        ev["metadata"]["resourceVersion"] = json!(rv.to_string());
+        o.event_log.push((rv, "DELETED", ev));
         drop(o);
         self.shared.changed.notify_waiters();
     }

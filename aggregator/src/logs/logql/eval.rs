@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use tidewatch_common::Labels;
 
-use super::ast::{AggOp, Expr, LogExpr, Matcher, MetricExpr, RangeFn};
-use super::pipeline::{LabelVec, process};
+use super::ast::{AggOp, Expr, LogExpr, Matcher, MetricExpr, RangeFn, Stage};
+use super::pipeline::{LabelVec, eval_pred, process};
 use crate::logs::model::Stream;
 use crate::logs::store::Store;
 
@@ -76,6 +76,40 @@ fn stream_matches(matchers: &[Matcher], s: &Stream) -> bool {
     matchers
         .iter()
         .all(|m| m.matches(s.labels.get(&m.name).unwrap_or("")))
+}
+
+/// Whether stream labels pass a query's stream selector and the label
+/// filters before its first parser stage (what the label endpoints apply
+/// for their optional `query`).
+pub fn stream_selected(expr: &Expr, labels: &Labels) -> bool {
+    let mut m = match expr {
+        Expr::Log(l) => return log_selected(l, labels),
+        Expr::Metric(m) => m,
+    };
+    loop {
+        match m {
+            MetricExpr::Range { log, .. } => return log_selected(log, labels),
+            MetricExpr::Agg { inner, .. } => m = inner,
+        }
+    }
+}
+
+fn log_selected(l: &LogExpr, labels: &Labels) -> bool {
+    if !l
+        .matchers
+        .iter()
+        .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
+    {
+        return false;
+    }
+    for stage in &l.stages {
+        match stage {
+            Stage::LabelFilter(p) if !eval_pred(p, &|n| labels.get(n)) => return false,
+            Stage::Json | Stage::Logfmt => break,
+            _ => {}
+        }
+    }
+    true
 }
 
 fn to_map(labels: Option<LabelVec>, stream: &Labels) -> BTreeMap<String, String> {

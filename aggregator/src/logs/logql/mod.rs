@@ -10,5 +10,5 @@ pub mod parser;
 pub mod pipeline;
 
 pub use ast::Expr;
-pub use eval::{Direction, Limits, Params, QueryResult, evaluate, filter_rows};
+pub use eval::{Direction, Limits, Params, QueryResult, evaluate, filter_rows, stream_selected};
 pub use parser::parse;

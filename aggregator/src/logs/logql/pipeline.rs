@@ -198,7 +198,7 @@ fn logfmt(stream: &Labels, l: &mut LabelVec, line: &str) -> bool {
     true
 }
 
-fn eval_pred<'s>(p: &LabelPred, get: &dyn Fn(&str) -> Option<&'s str>) -> bool {
+pub(crate) fn eval_pred<'s>(p: &LabelPred, get: &dyn Fn(&str) -> Option<&'s str>) -> bool {
     match p {
         LabelPred::And(a, b) => eval_pred(a, get) && eval_pred(b, get),
         LabelPred::Or(a, b) => eval_pred(a, get) || eval_pred(b, get),
