@@ -23,6 +23,7 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::functions::expr_fn::coalesce;
 use datafusion::logical_expr::{
     Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
 };
@@ -228,8 +229,9 @@ impl TableProvider for SamplesTable {
     }
 }
 
-/// Maps a file scan (`series_id, timestamp, value, value_int, value_scale`) to the table
-/// schema (`value` = `value_int / 10^value_scale` when set, else `value`), then applies `projection`.
+/// Maps a file scan (see [`file_schema`]) to the table schema (`value` =
+/// `(value_base + value_int × value_mult) / 10^value_scale` when `value_int`
+/// is set, else `value`), then applies `projection`.
 fn value_projection(
     state: &dyn Session,
     scan: Arc<dyn ExecutionPlan>,
@@ -243,7 +245,15 @@ fn value_projection(
         let name = table.field(i).name().clone();
         let logical = if name == "value" {
             {
-                let int = || cast(col("value_int"), DataType::Float64);
+                // Blocks written before `value_mult`/`value_base` read
+                // them as null: 1 and 0.
+                let int = || {
+                    cast(
+                        coalesce(vec![col("value_base"), lit(0i64)])
+                            + col("value_int") * coalesce(vec![col("value_mult"), lit(1i64)]),
+                        DataType::Float64,
+                    )
+                };
                 let mut case = when(col("value_int").is_null(), col("value"));
                 for (k, p) in crate::block::SCALES.iter().enumerate() {
                     let scaled = if k == 0 { int() } else { int() / lit(*p) };
