@@ -39,12 +39,23 @@ use crate::store::Store;
 #[derive(Debug)]
 pub struct SamplesTable {
     store: Arc<Store>,
+    /// Only these series (a PromQL selection: more ids than an `IN` list
+    /// should carry).
+    only: Option<Arc<HashSet<u64>>>,
 }
 
 impl SamplesTable {
     /// A table over `store`.
     pub fn new(store: Arc<Store>) -> Self {
-        SamplesTable { store }
+        SamplesTable { store, only: None }
+    }
+
+    /// A table over `store` restricted to the series `ids`.
+    pub fn for_series(store: Arc<Store>, ids: Arc<HashSet<u64>>) -> Self {
+        SamplesTable {
+            store,
+            only: Some(ids),
+        }
     }
 }
 
@@ -190,7 +201,11 @@ impl TableProvider for SamplesTable {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let (mut start, mut end) = (i64::MIN, i64::MAX);
         time_bounds(filters, &mut start, &mut end);
-        let ids = id_filter(filters);
+        let ids = match (id_filter(filters), &self.only) {
+            (Some(f), Some(only)) => Some(f.intersection(only).copied().collect()),
+            (None, Some(only)) => Some(only.as_ref().clone()),
+            (f, None) => f,
+        };
         let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         let blocks = self.store.blocks_overlapping(start, end);
         if !blocks.is_empty() {
