@@ -173,7 +173,11 @@ pub fn decode_remote_write(
     let mut p = Parsed::default();
     let mut w = Wire { buf: body };
     let mut i = 0;
-    let bad = |e: WireError| IngestError::BadData(format!("malformed remote-write body: {e}"));
+    let bad = |e: WireError| {
+        IngestError::BadData(format!(
+            "malformed remote-write body: protobuf decoding failed: {e}"
+        ))
+    };
     while let Some((field, wt)) = w.key().map_err(bad)? {
         match (field, wt) {
             (1, 2) => {

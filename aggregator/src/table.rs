@@ -23,7 +23,6 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::functions::expr_fn::coalesce;
 use datafusion::logical_expr::{
     Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
 };
@@ -262,13 +261,13 @@ fn value_projection(
             {
                 // Blocks written before `value_mult`/`value_base` read
                 // them as null: 1 and 0.
-                let int = || {
-                    cast(
-                        coalesce(vec![col("value_base"), lit(0i64)])
-                            + col("value_int") * coalesce(vec![col("value_mult"), lit(1i64)]),
-                        DataType::Float64,
-                    )
+                // (`coalesce` would need the logical simplifier, which a
+                // physical expression built here does not get.)
+                let or = |c: &str, d: i64| -> Result<Expr> {
+                    when(col(c).is_null(), lit(d)).otherwise(col(c))
                 };
+                let (base, mult) = (or("value_base", 0)?, or("value_mult", 1)?);
+                let int = || cast(base.clone() + col("value_int") * mult.clone(), DataType::Float64);
                 let mut case = when(col("value_int").is_null(), col("value"));
                 for (k, p) in crate::block::SCALES.iter().enumerate() {
                     let scaled = if k == 0 { int() } else { int() / lit(*p) };
