@@ -151,7 +151,7 @@ impl ValueCodec {
         // first change. Kept only while every product stays small.
         let start = prev_last
             .and_then(|p| p.checked_add(second))
-            .filter(|s| s.unsigned_abs() < 1 << 40 && (mult as u64) < 1 << 20);
+            .filter(|s| s.unsigned_abs() < 1 << 40 && mult < 1 << 20);
         let start = start.unwrap_or(0);
         let base = first as i128 - start as i128 * mult as i128;
         let codec = ValueCodec {

@@ -267,7 +267,12 @@ fn value_projection(
                     when(col(c).is_null(), lit(d)).otherwise(col(c))
                 };
                 let (base, mult) = (or("value_base", 0)?, or("value_mult", 1)?);
-                let int = || cast(base.clone() + col("value_int") * mult.clone(), DataType::Float64);
+                let int = || {
+                    cast(
+                        base.clone() + col("value_int") * mult.clone(),
+                        DataType::Float64,
+                    )
+                };
                 let mut case = when(col("value_int").is_null(), col("value"));
                 for (k, p) in crate::block::SCALES.iter().enumerate() {
                     let scaled = if k == 0 { int() } else { int() / lit(*p) };

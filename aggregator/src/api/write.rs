@@ -75,27 +75,27 @@ fn outcome(
 }
 
 /// Snappy-decompresses a body within `aggregator.limits.max_decompressed_bytes`.
-fn decompress(app: &AppState, body: &[u8]) -> Result<Vec<u8>, Response> {
+fn decompress(app: &AppState, body: &[u8]) -> Result<Vec<u8>, Box<Response>> {
     let limit = app.store.config().limits.max_decompressed_bytes;
     let raw = match snap::raw::decompress_len(body) {
         Ok(n) if n > limit => {
             app.metrics.requests_rejected.inc();
-            return Err(plain(
+            return Err(Box::new(plain(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!(
                     "decompressed body is {n} bytes, over the limit aggregator.limits.max_decompressed_bytes={limit}"
                 ),
-            ));
+            )));
         }
         Ok(_) => snap::raw::Decoder::new().decompress_vec(body),
         Err(e) => Err(e),
     };
     raw.map_err(|e| {
         app.metrics.requests_rejected.inc();
-        plain(
+        Box::new(plain(
             StatusCode::BAD_REQUEST,
             format!("malformed remote-write body: snappy decompression failed: {e}"),
-        )
+        ))
     })
 }
 
@@ -155,7 +155,7 @@ pub async fn remote_write(State(app): State<AppState>, headers: HeaderMap, body:
     }
     let raw = match decompress(&app, &body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let decoded = ingest::decode_remote_write(&raw, |ids| {
         let index = app.store.state.index.read();
@@ -175,7 +175,7 @@ pub async fn remote_write(State(app): State<AppState>, headers: HeaderMap, body:
 async fn remote_write_v2(app: &AppState, body: &[u8]) -> Response {
     let raw = match decompress(app, body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (batch, meta) = match crate::rw2::convert(&raw) {
         Ok(c) => c,
