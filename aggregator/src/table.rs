@@ -390,4 +390,90 @@ mod tests {
         assert_eq!((s, e), (100, 199));
         assert_eq!(id_filter(&f), Some(HashSet::from([1, 2])));
     }
+    /// A block written before `value_mult`/`value_base` (and with
+    /// `series_id` in `series.parquet`) still reads back: the missing
+    /// columns are null, i.e. 1 and 0.
+    #[tokio::test]
+    async fn blocks_of_the_previous_format_still_read() {
+        use datafusion::arrow::array::{
+            Float64Array, Int8Array, Int64Array, TimestampMillisecondArray,
+        };
+        use datafusion::arrow::datatypes::TimeUnit;
+        use datafusion::parquet::arrow::ArrowWriter;
+
+        let dir = tempfile::tempdir().unwrap();
+        let block = dir.path().join("blocks/00000000000000-00000001");
+        std::fs::create_dir_all(&block).unwrap();
+        let labels = tidewatch_common::Labels::from_pairs([("__name__", "old")]);
+        let id = labels.stable_hash();
+        let old_schema = Arc::new(Schema::new(vec![
+            Field::new("series_id", DataType::UInt64, false),
+            Field::new(
+                "timestamp",
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                false,
+            ),
+            Field::new("value", DataType::Float64, true),
+            Field::new("value_int", DataType::Int64, true),
+            Field::new("value_scale", DataType::Int8, false),
+        ]));
+        let data = RecordBatch::try_new(
+            old_schema.clone(),
+            vec![
+                Arc::new(UInt64Array::from(vec![id, id, id])),
+                Arc::new(TimestampMillisecondArray::from(vec![1000, 2000, 3000])),
+                Arc::new(Float64Array::from(vec![None, None, Some(0.1 + 0.2)])),
+                Arc::new(Int64Array::from(vec![Some(1234), Some(5), None])),
+                Arc::new(Int8Array::from(vec![2, 0, 0])),
+            ],
+        )
+        .unwrap();
+        let f = std::fs::File::create(block.join("data.parquet")).unwrap();
+        let mut w = ArrowWriter::try_new(f, old_schema, None).unwrap();
+        w.write(&data).unwrap();
+        w.close().unwrap();
+        let series_schema = Arc::new(Schema::new(vec![
+            Field::new("series_id", DataType::UInt64, false),
+            Field::new("labels", DataType::Utf8, false),
+        ]));
+        let series = RecordBatch::try_new(
+            series_schema.clone(),
+            vec![
+                Arc::new(UInt64Array::from(vec![id])),
+                Arc::new(StringArray::from(vec![labels_json(&labels)])),
+            ],
+        )
+        .unwrap();
+        let f = std::fs::File::create(block.join("series.parquet")).unwrap();
+        let mut w = ArrowWriter::try_new(f, series_schema, None).unwrap();
+        w.write(&series).unwrap();
+        w.close().unwrap();
+        let meta = serde_json::json!({
+            "name": "00000000000000-00000001", "partition": 0, "min_t": 1000,
+            "max_t": 3000, "samples": 3, "series": 1, "bytes": 1, "replaces": []
+        });
+        std::fs::write(block.join("meta.json"), meta.to_string()).unwrap();
+
+        let store = Arc::new(Store::open(crate::Config::default(), dir.path()).unwrap());
+        assert!(store.knows(id));
+        let ctx = sql_context(store.clone()).await.unwrap();
+        let rows = ctx
+            .sql("SELECT value FROM samples ORDER BY timestamp")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let v = rows[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
+        assert_eq!(v.values().to_vec(), vec![12.34, 5.0, 0.1 + 0.2]);
+        // And compaction's reader.
+        let mut got = Vec::new();
+        crate::block::read_samples(&block, |_, _, vs| got.extend_from_slice(vs)).unwrap();
+        assert_eq!(got, vec![12.34, 5.0, 0.1 + 0.2]);
+        store.close().await.unwrap();
+    }
 }
