@@ -1,13 +1,13 @@
 //! Parquet blocks: one directory per block under `blocks/`, holding
 //!
-//! - `data.parquet`: `series_id`, `timestamp`, `value`, `value_int`, sorted
-//!   by series then time; `series_id` dictionary/RLE encoded, `timestamp`
-//!   delta encoded; a value that is an exact decimal with at most 3
-//!   fractional digits (counters, byte gauges, CPU seconds) is stored as
-//!   `value_int / 10^value_scale` (`value_int` delta encoded, so a counter
-//!   costs about the entropy of its increments), any other value goes into
-//!   `value` (byte-stream-split) with `value_int` null; all zstd compressed,
-//!   with row-group and page statistics for pruning;
+//! - `data.parquet`: `series_id`, `timestamp`, `value`, `value_int`,
+//!   `value_scale`, `value_mult`, `value_base`, sorted by series then time;
+//!   `series_id` dictionary/RLE encoded, `timestamp` delta encoded; values
+//!   that are exact decimals are stored as delta-encoded integers with a
+//!   per-series scale, multiplier and base (see [`ValueCodec`]: a sample
+//!   costs about the bits of its change), any other value goes into `value`
+//!   (byte-stream-split) with `value_int` null; all zstd compressed, with
+//!   row-group and page statistics for pruning;
 //! - `series.parquet`: the block's series index (`labels` as a JSON object,
 //!   sorted; the series id is their stable hash), loaded into the in-memory
 //!   postings at start-up;

@@ -252,7 +252,8 @@ impl Wal {
                                 break;
                             }
                         }
-                        if group_samples > 4 << 20 {
+                        // About 64 MiB of records.
+                        if group_samples > 2 << 20 {
                             break;
                         }
                         next = rx.try_recv().ok();
