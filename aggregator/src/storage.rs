@@ -20,7 +20,6 @@ const MAX_IN_LIST: usize = 1024;
 pub struct StoreStorage {
     store: Arc<Store>,
     ctx: SessionContext,
-    table: Arc<SamplesTable>,
     max_samples: usize,
 }
 
@@ -29,7 +28,6 @@ impl StoreStorage {
     /// than `max_samples` samples.
     pub fn new(store: Arc<Store>, ctx: SessionContext, max_samples: usize) -> Self {
         StoreStorage {
-            table: Arc::new(SamplesTable::new(store.clone())),
             store,
             ctx,
             max_samples,
@@ -48,9 +46,13 @@ impl StoreStorage {
             return Ok(Vec::new());
         }
         let ts = |t: i64| lit(ScalarValue::TimestampMillisecond(Some(t), None));
+        let wanted: Arc<HashSet<u64>> = Arc::new(ids.iter().copied().collect());
+        // The head reads only the wanted series; blocks prune by the `IN`
+        // list when it is short enough.
+        let table = SamplesTable::for_series(self.store.clone(), wanted.clone());
         let mut df = self
             .ctx
-            .read_table(self.table.clone())
+            .read_table(Arc::new(table))
             .map_err(err)?
             .filter(
                 col("timestamp")
@@ -63,7 +65,6 @@ impl StoreStorage {
                 .filter(col("series_id").in_list(ids.iter().map(|i| lit(*i)).collect(), false))
                 .map_err(err)?;
         }
-        let wanted: HashSet<u64> = ids.iter().copied().collect();
         let parts = df.collect_partitioned().await.map_err(err)?;
         let mut acc: HashMap<u64, (Vec<i64>, Vec<f64>)> = HashMap::new();
         let mut total = 0usize;

@@ -11,12 +11,12 @@ use datafusion::arrow::record_batch::RecordBatch;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
-use crate::batch::IngestSeries;
+use crate::batch::{Batch, IngestSeries};
 use crate::block::{self, Block, SeriesRef};
 use crate::config::Config;
 use crate::head::{Head, MemSeries};
 use crate::index::SeriesIndex;
-use crate::wal::{Pending, Wal, WalSink};
+use crate::wal::{Wal, WalSink};
 
 /// Metric metadata as the Prometheus API shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -76,26 +76,43 @@ pub struct State {
 }
 
 impl State {
-    fn apply_batch(&self, batches: &[Vec<IngestSeries>]) {
+    fn apply_batch(&self, batches: &[Batch]) {
+        // Per series: its newest sample (for `max_t`) and range (index).
+        let mut ranges: Vec<(i64, i64)> = Vec::new();
         {
             let mut index = self.index.write();
-            for s in batches.iter().flatten() {
-                let (lo, hi) = min_max(&s.timestamps);
-                index.observe(s.id, &s.labels, lo, hi);
+            for b in batches {
+                for (i, s) in b.series.iter().enumerate() {
+                    let (lo, hi) = min_max(b.samples(i).0);
+                    ranges.push((lo, hi));
+                    if index.contains(s.id) {
+                        index.widen(s.id, lo, hi);
+                    } else if let Some(labels) = &s.labels {
+                        index.observe(s.id, labels, lo, hi);
+                    } else {
+                        // Cannot happen: the WAL writer resolves the labels
+                        // of every series it logs (under retention's lock).
+                        tracing::error!(id = s.id, "sample of an unknown series without labels");
+                    }
+                }
             }
         }
         let mut heads = self.heads.write();
         let mut hi = i64::MIN;
-        for s in batches.iter().flatten() {
-            heads.active.append(s.id, &s.timestamps, &s.values);
-            hi = hi.max(min_max(&s.timestamps).1);
+        let mut r = ranges.iter();
+        for b in batches {
+            for (i, s) in b.series.iter().enumerate() {
+                let (ts, vs) = b.samples(i);
+                heads.active.append(s.id, ts, vs);
+                hi = hi.max(r.next().expect("one range per series").1);
+            }
         }
         self.max_t.fetch_max(hi, Ordering::SeqCst);
     }
 }
 
 impl WalSink for State {
-    fn apply(&self, batches: &[Vec<IngestSeries>]) {
+    fn apply(&self, batches: &[Batch]) {
         self.apply_batch(batches)
     }
     fn freeze(&self) {
@@ -104,6 +121,12 @@ impl WalSink for State {
             let old = std::mem::replace(&mut heads.active, Head::new());
             heads.frozen.push(Arc::new(old));
         }
+    }
+    fn labels_of(&self, id: u64) -> Option<tidewatch_common::Labels> {
+        self.index.read().get(id).map(|e| e.labels.clone())
+    }
+    fn truncate(&self, floor: i64) {
+        self.index.write().truncate_before(floor);
     }
 }
 
@@ -229,8 +252,30 @@ impl Store {
     /// Validates `batch` against the limits, drops samples older than the
     /// out-of-order window, logs the rest durably and applies it to the
     /// head. Returns once the samples are durable.
-    pub async fn append(&self, mut batch: Vec<IngestSeries>) -> Result<IngestOutcome, IngestError> {
+    pub async fn append(&self, batch: Vec<IngestSeries>) -> Result<IngestOutcome, IngestError> {
         self.check_limits(&batch)?;
+        self.append_checked(Batch::from_series(batch)).await
+    }
+
+    /// [`Store::append`] of a [`Batch`] (labels given for the series the
+    /// store did not know when it was built; only those are validated).
+    pub async fn append_batch(&self, batch: Batch) -> Result<IngestOutcome, IngestError> {
+        let l = &self.config.limits;
+        if batch.series.len() > l.max_series_per_request {
+            return Err(IngestError::BadData(format!(
+                "request has {} series, over the limit aggregator.limits.max_series_per_request={}",
+                batch.series.len(),
+                l.max_series_per_request
+            )));
+        }
+        for labels in batch.series.iter().filter_map(|s| s.labels.as_ref()) {
+            check_labels(labels, l)?;
+        }
+        self.check_active_series(batch.series.iter().map(|s| s.id))?;
+        self.append_checked(batch).await
+    }
+
+    async fn append_checked(&self, mut batch: Batch) -> Result<IngestOutcome, IngestError> {
         let window = self.config.out_of_order_window.as_millis() as i64;
         let max_t = self.state.max_t.load(Ordering::SeqCst);
         let floor = if max_t == i64::MIN {
@@ -239,21 +284,13 @@ impl Store {
             max_t.saturating_sub(window)
         };
         let mut out = IngestOutcome::default();
-        for s in &mut batch {
-            if s.timestamps.iter().any(|&t| t < floor) {
-                let keep: Vec<bool> = s.timestamps.iter().map(|&t| t >= floor).collect();
-                let mut k = keep.iter();
-                s.timestamps.retain(|_| *k.next().expect("same length"));
-                let mut k = keep.iter();
-                s.values.retain(|_| *k.next().expect("same length"));
-                out.too_old += keep.iter().filter(|k| !**k).count();
-            }
-            out.accepted += s.timestamps.len();
+        if batch.timestamps.iter().any(|&t| t < floor) {
+            out.too_old = batch.retain_samples(|t| t >= floor);
         }
-        batch.retain(|s| !s.timestamps.is_empty());
+        out.accepted = batch.len();
         if !batch.is_empty() {
             self.wal
-                .append(Pending::new(batch))
+                .append(batch)
                 .await
                 .map_err(IngestError::Internal)?;
         }
@@ -281,55 +318,17 @@ impl Store {
                     s.values.len()
                 )));
             }
-            if s.labels.metric_name().is_none() {
-                return Err(IngestError::BadData(format!(
-                    "series {}: missing metric name (label __name__)",
-                    s.labels
-                )));
-            }
-            if s.labels.len() > l.max_labels_per_series {
-                return Err(IngestError::BadData(format!(
-                    "series {}: {} labels, over the limit aggregator.limits.max_labels_per_series={}",
-                    s.labels,
-                    s.labels.len(),
-                    l.max_labels_per_series
-                )));
-            }
-            for lab in s.labels.iter() {
-                if lab.name.len() > l.max_label_name_length {
-                    return Err(IngestError::BadData(format!(
-                        "label name {:?} is {} bytes, over the limit aggregator.limits.max_label_name_length={}",
-                        truncate(&lab.name),
-                        lab.name.len(),
-                        l.max_label_name_length
-                    )));
-                }
-                if lab.value.len() > l.max_label_value_length {
-                    return Err(IngestError::BadData(format!(
-                        "value of label {:?} is {} bytes, over the limit aggregator.limits.max_label_value_length={}",
-                        lab.name,
-                        lab.value.len(),
-                        l.max_label_value_length
-                    )));
-                }
-                let valid = if lab.name == tidewatch_common::labels::METRIC_NAME {
-                    tidewatch_common::labels::is_valid_metric_name(&lab.value)
-                } else {
-                    tidewatch_common::labels::is_valid_label_name(&lab.name)
-                };
-                if !valid {
-                    return Err(IngestError::BadData(format!(
-                        "series {}: invalid label {:?}={:?}",
-                        s.labels,
-                        truncate(&lab.name),
-                        truncate(&lab.value)
-                    )));
-                }
-            }
+            check_labels(&s.labels, l)?;
         }
+        self.check_active_series(batch.iter().map(|s| s.id))
+    }
+
+    /// `aggregator.limits.max_active_series` for a batch of these ids.
+    fn check_active_series(&self, ids: impl Iterator<Item = u64>) -> Result<(), IngestError> {
+        let l = &self.config.limits;
         if l.max_active_series > 0 {
             let index = self.state.index.read();
-            let new = batch.iter().filter(|s| !index.contains(s.id)).count();
+            let new = ids.filter(|id| !index.contains(*id)).count();
             if new > 0 && index.len() + new > l.max_active_series {
                 return Err(IngestError::TooMany(format!(
                     "{} new series would exceed the limit aggregator.limits.max_active_series={} ({} active)",
@@ -340,6 +339,12 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Whether the series index knows `id` (ingest leaves out the labels of
+    /// known series).
+    pub fn knows(&self, id: u64) -> bool {
+        self.state.index.read().contains(id)
     }
 
     /// Records metric metadata (latest wins).
@@ -462,7 +467,11 @@ impl Store {
         }
         let me = self.clone();
         tokio::task::spawn_blocking(move || me.compact()).await??;
-        self.apply_retention()?;
+        if let Some(floor) = self.apply_retention()? {
+            // On the WAL writer: between a batch's encoding and its apply
+            // no series may be forgotten.
+            self.wal.truncate(floor).await.map_err(anyhow::Error::msg)?;
+        }
         Ok(())
     }
 
@@ -576,8 +585,9 @@ impl Store {
     }
 
     /// Deletes blocks past the retention time, then oldest blocks while over
-    /// the retention size.
-    fn apply_retention(&self) -> anyhow::Result<()> {
+    /// the retention size; returns the time before which the series index
+    /// may forget data, if blocks were deleted.
+    fn apply_retention(&self) -> anyhow::Result<Option<i64>> {
         let max_t = self.state.max_t.load(Ordering::SeqCst);
         let rt = self.config.retention_time.as_millis() as i64;
         let mut doomed = Vec::new();
@@ -603,7 +613,7 @@ impl Store {
             }
         }
         if doomed.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         for b in &doomed {
             std::fs::remove_dir_all(&b.dir)?;
@@ -625,8 +635,7 @@ impl Store {
                 .unwrap_or(i64::MAX)
                 .min(head_min)
         };
-        self.state.index.write().truncate_before(floor);
-        Ok(())
+        Ok(Some(floor))
     }
 
     /// Flushes everything and stops the WAL writer.
@@ -640,6 +649,59 @@ impl Store {
     pub fn block_bytes(&self) -> u64 {
         self.blocks.read().iter().map(|b| b.meta.bytes).sum()
     }
+}
+
+/// Checks one label set against `aggregator.limits`.
+fn check_labels(
+    labels: &tidewatch_common::Labels,
+    l: &crate::config::Limits,
+) -> Result<(), IngestError> {
+    if labels.metric_name().is_none() {
+        return Err(IngestError::BadData(format!(
+            "series {}: missing metric name (label __name__)",
+            labels
+        )));
+    }
+    if labels.len() > l.max_labels_per_series {
+        return Err(IngestError::BadData(format!(
+            "series {}: {} labels, over the limit aggregator.limits.max_labels_per_series={}",
+            labels,
+            labels.len(),
+            l.max_labels_per_series
+        )));
+    }
+    for lab in labels.iter() {
+        if lab.name.len() > l.max_label_name_length {
+            return Err(IngestError::BadData(format!(
+                "label name {:?} is {} bytes, over the limit aggregator.limits.max_label_name_length={}",
+                truncate(&lab.name),
+                lab.name.len(),
+                l.max_label_name_length
+            )));
+        }
+        if lab.value.len() > l.max_label_value_length {
+            return Err(IngestError::BadData(format!(
+                "value of label {:?} is {} bytes, over the limit aggregator.limits.max_label_value_length={}",
+                lab.name,
+                lab.value.len(),
+                l.max_label_value_length
+            )));
+        }
+        let valid = if lab.name == tidewatch_common::labels::METRIC_NAME {
+            tidewatch_common::labels::is_valid_metric_name(&lab.value)
+        } else {
+            tidewatch_common::labels::is_valid_label_name(&lab.name)
+        };
+        if !valid {
+            return Err(IngestError::BadData(format!(
+                "series {}: invalid label {:?}={:?}",
+                labels,
+                truncate(&lab.name),
+                truncate(&lab.value)
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn truncate(s: &str) -> &str {

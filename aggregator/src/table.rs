@@ -38,12 +38,23 @@ use crate::store::Store;
 #[derive(Debug)]
 pub struct SamplesTable {
     store: Arc<Store>,
+    /// Only these series (a PromQL selection: more ids than an `IN` list
+    /// should carry).
+    only: Option<Arc<HashSet<u64>>>,
 }
 
 impl SamplesTable {
     /// A table over `store`.
     pub fn new(store: Arc<Store>) -> Self {
-        SamplesTable { store }
+        SamplesTable { store, only: None }
+    }
+
+    /// A table over `store` restricted to the series `ids`.
+    pub fn for_series(store: Arc<Store>, ids: Arc<HashSet<u64>>) -> Self {
+        SamplesTable {
+            store,
+            only: Some(ids),
+        }
     }
 }
 
@@ -189,7 +200,11 @@ impl TableProvider for SamplesTable {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let (mut start, mut end) = (i64::MIN, i64::MAX);
         time_bounds(filters, &mut start, &mut end);
-        let ids = id_filter(filters);
+        let ids = match (id_filter(filters), &self.only) {
+            (Some(f), Some(only)) => Some(f.intersection(only).copied().collect()),
+            (None, Some(only)) => Some(only.as_ref().clone()),
+            (f, None) => f,
+        };
         let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         let blocks = self.store.blocks_overlapping(start, end);
         if !blocks.is_empty() {
@@ -228,8 +243,9 @@ impl TableProvider for SamplesTable {
     }
 }
 
-/// Maps a file scan (`series_id, timestamp, value, value_int, value_scale`) to the table
-/// schema (`value` = `value_int / 10^value_scale` when set, else `value`), then applies `projection`.
+/// Maps a file scan (see [`file_schema`]) to the table schema (`value` =
+/// `(value_base + value_int × value_mult) / 10^value_scale` when `value_int`
+/// is set, else `value`), then applies `projection`.
 fn value_projection(
     state: &dyn Session,
     scan: Arc<dyn ExecutionPlan>,
@@ -243,7 +259,20 @@ fn value_projection(
         let name = table.field(i).name().clone();
         let logical = if name == "value" {
             {
-                let int = || cast(col("value_int"), DataType::Float64);
+                // Blocks written before `value_mult`/`value_base` read
+                // them as null: 1 and 0.
+                // (`coalesce` would need the logical simplifier, which a
+                // physical expression built here does not get.)
+                let or = |c: &str, d: i64| -> Result<Expr> {
+                    when(col(c).is_null(), lit(d)).otherwise(col(c))
+                };
+                let (base, mult) = (or("value_base", 0)?, or("value_mult", 1)?);
+                let int = || {
+                    cast(
+                        base.clone() + col("value_int") * mult.clone(),
+                        DataType::Float64,
+                    )
+                };
                 let mut case = when(col("value_int").is_null(), col("value"));
                 for (k, p) in crate::block::SCALES.iter().enumerate() {
                     let scaled = if k == 0 { int() } else { int() / lit(*p) };
@@ -360,5 +389,91 @@ mod tests {
         time_bounds(&f, &mut s, &mut e);
         assert_eq!((s, e), (100, 199));
         assert_eq!(id_filter(&f), Some(HashSet::from([1, 2])));
+    }
+    /// A block written before `value_mult`/`value_base` (and with
+    /// `series_id` in `series.parquet`) still reads back: the missing
+    /// columns are null, i.e. 1 and 0.
+    #[tokio::test]
+    async fn blocks_of_the_previous_format_still_read() {
+        use datafusion::arrow::array::{
+            Float64Array, Int8Array, Int64Array, TimestampMillisecondArray,
+        };
+        use datafusion::arrow::datatypes::TimeUnit;
+        use datafusion::parquet::arrow::ArrowWriter;
+
+        let dir = tempfile::tempdir().unwrap();
+        let block = dir.path().join("blocks/00000000000000-00000001");
+        std::fs::create_dir_all(&block).unwrap();
+        let labels = tidewatch_common::Labels::from_pairs([("__name__", "old")]);
+        let id = labels.stable_hash();
+        let old_schema = Arc::new(Schema::new(vec![
+            Field::new("series_id", DataType::UInt64, false),
+            Field::new(
+                "timestamp",
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                false,
+            ),
+            Field::new("value", DataType::Float64, true),
+            Field::new("value_int", DataType::Int64, true),
+            Field::new("value_scale", DataType::Int8, false),
+        ]));
+        let data = RecordBatch::try_new(
+            old_schema.clone(),
+            vec![
+                Arc::new(UInt64Array::from(vec![id, id, id])),
+                Arc::new(TimestampMillisecondArray::from(vec![1000, 2000, 3000])),
+                Arc::new(Float64Array::from(vec![None, None, Some(0.1 + 0.2)])),
+                Arc::new(Int64Array::from(vec![Some(1234), Some(5), None])),
+                Arc::new(Int8Array::from(vec![2, 0, 0])),
+            ],
+        )
+        .unwrap();
+        let f = std::fs::File::create(block.join("data.parquet")).unwrap();
+        let mut w = ArrowWriter::try_new(f, old_schema, None).unwrap();
+        w.write(&data).unwrap();
+        w.close().unwrap();
+        let series_schema = Arc::new(Schema::new(vec![
+            Field::new("series_id", DataType::UInt64, false),
+            Field::new("labels", DataType::Utf8, false),
+        ]));
+        let series = RecordBatch::try_new(
+            series_schema.clone(),
+            vec![
+                Arc::new(UInt64Array::from(vec![id])),
+                Arc::new(StringArray::from(vec![labels_json(&labels)])),
+            ],
+        )
+        .unwrap();
+        let f = std::fs::File::create(block.join("series.parquet")).unwrap();
+        let mut w = ArrowWriter::try_new(f, series_schema, None).unwrap();
+        w.write(&series).unwrap();
+        w.close().unwrap();
+        let meta = serde_json::json!({
+            "name": "00000000000000-00000001", "partition": 0, "min_t": 1000,
+            "max_t": 3000, "samples": 3, "series": 1, "bytes": 1, "replaces": []
+        });
+        std::fs::write(block.join("meta.json"), meta.to_string()).unwrap();
+
+        let store = Arc::new(Store::open(crate::Config::default(), dir.path()).unwrap());
+        assert!(store.knows(id));
+        let ctx = sql_context(store.clone()).await.unwrap();
+        let rows = ctx
+            .sql("SELECT value FROM samples ORDER BY timestamp")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let v = rows[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
+        assert_eq!(v.values().to_vec(), vec![12.34, 5.0, 0.1 + 0.2]);
+        // And compaction's reader.
+        let mut got = Vec::new();
+        crate::block::read_samples(&block, |_, _, vs| got.extend_from_slice(vs)).unwrap();
+        assert_eq!(got, vec![12.34, 5.0, 0.1 + 0.2]);
+        store.close().await.unwrap();
     }
 }

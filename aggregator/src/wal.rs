@@ -8,13 +8,19 @@
 //!
 //! Record framing: `u32 length | u32 crc32(payload) | payload`, little
 //! endian. On replay a torn or corrupt record ends its segment (it can only
-//! be an unacknowledged tail).
+//! be an unacknowledged tail). Segments start with [`MAGIC_V2`]; their
+//! records ([`batch::encode_v2`]) carry a series' labels only the first time
+//! the series appears in the segment, later records just its id (so a
+//! segment replays on its own). The writer encodes records itself, since it
+//! knows which series the segment has. Segments without the magic (older
+//! versions) hold v1 records with labels in every record.
 //!
 //! Flushing the head starts with [`Wal::rotate`]: the writer closes the
 //! segment, opens the next one and freezes the head in the same step, so every
 //! sample in segments up to the returned sequence number is in the frozen
 //! head; once that head is in blocks, [`Wal::remove_up_to`] deletes them.
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -23,34 +29,29 @@ use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
-use crate::batch::{self, IngestSeries};
+use crate::batch::{self, Batch};
+use tidewatch_common::Labels;
+
+/// First bytes of a v2 segment.
+pub const MAGIC_V2: &[u8; 8] = b"TWWAL\x002\n";
 
 /// Receives what the writer thread commits.
 pub trait WalSink: Send + Sync + 'static {
     /// Applies durable batches to the head (called on the writer thread).
-    fn apply(&self, batches: &[Vec<IngestSeries>]);
+    fn apply(&self, batches: &[Batch]);
     /// Freezes the head (called on the writer thread at rotation).
     fn freeze(&self);
-}
-
-/// A payload on its way to the log.
-pub struct Pending {
-    payload: Vec<u8>,
-    batch: Vec<IngestSeries>,
-}
-
-impl Pending {
-    /// Encodes `batch` (done on the caller's thread).
-    pub fn new(batch: Vec<IngestSeries>) -> Self {
-        let mut payload = Vec::with_capacity(64 * batch.len() + 8);
-        batch::encode(&batch, &mut payload);
-        Pending { payload, batch }
-    }
+    /// Labels of a known series (for a batch that left them out).
+    fn labels_of(&self, id: u64) -> Option<Labels>;
+    /// Forgets series with no data at or after `floor` (retention; called
+    /// on the writer thread, so no batch is between encoding and apply).
+    fn truncate(&self, floor: i64);
 }
 
 enum Cmd {
-    Append(Pending, oneshot::Sender<Result<(), String>>),
+    Append(Batch, oneshot::Sender<Result<(), String>>),
     Rotate(oneshot::Sender<Result<u64, String>>),
+    Truncate(i64, oneshot::Sender<()>),
 }
 
 /// Handle to the log's writer thread.
@@ -79,12 +80,13 @@ pub fn segments(dir: &Path) -> std::io::Result<Vec<u64>> {
 }
 
 /// Reads every intact record of every segment, oldest first.
-pub fn replay(dir: &Path, mut f: impl FnMut(Vec<IngestSeries>)) -> std::io::Result<usize> {
+pub fn replay(dir: &Path, mut f: impl FnMut(Batch)) -> std::io::Result<usize> {
     let mut records = 0;
     for seq in segments(dir)? {
         let path = segment_path(dir, seq);
         let data = std::fs::read(&path)?;
-        let mut pos = 0;
+        let v2 = data.starts_with(MAGIC_V2);
+        let mut pos = if v2 { MAGIC_V2.len() } else { 0 };
         while pos + 8 <= data.len() {
             let len = u32::from_le_bytes(data[pos..pos + 4].try_into().expect("4")) as usize;
             let crc = u32::from_le_bytes(data[pos + 4..pos + 8].try_into().expect("4"));
@@ -94,7 +96,12 @@ pub fn replay(dir: &Path, mut f: impl FnMut(Vec<IngestSeries>)) -> std::io::Resu
             if crc32fast::hash(payload) != crc {
                 break;
             }
-            match batch::decode(payload) {
+            let decoded = if v2 {
+                batch::decode_v2(payload)
+            } else {
+                batch::decode(payload).map(Batch::from_series)
+            };
+            match decoded {
                 Ok(b) => f(b),
                 Err(_) => break,
             }
@@ -113,81 +120,163 @@ pub fn replay(dir: &Path, mut f: impl FnMut(Vec<IngestSeries>)) -> std::io::Resu
 }
 
 fn open_segment(dir: &Path, seq: u64) -> std::io::Result<File> {
-    let f = OpenOptions::new()
-        .create(true)
+    let mut f = OpenOptions::new()
+        .create_new(true)
         .append(true)
         .open(segment_path(dir, seq))?;
+    f.write_all(MAGIC_V2)?;
+    f.sync_data()?;
     File::open(dir)?.sync_all()?;
     Ok(f)
+}
+
+/// The writer thread's state.
+struct Writer {
+    dir: PathBuf,
+    seq: u64,
+    file: File,
+    /// Series whose labels the active segment holds.
+    logged: HashSet<u64>,
+    sink: Arc<dyn WalSink>,
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    /// Switches to the next segment; returns the closed one's number.
+    fn next_segment(&mut self) -> std::io::Result<u64> {
+        let closed = self.seq;
+        self.file = open_segment(&self.dir, self.seq + 1)?;
+        self.seq += 1;
+        self.logged.clear();
+        Ok(closed)
+    }
+
+    /// Encodes the batch as one record into `buf`, or says why not.
+    fn encode(&mut self, batch: &mut Batch) -> Result<(), String> {
+        let mut fresh = Vec::with_capacity(batch.series.len());
+        for s in &mut batch.series {
+            let new = !self.logged.contains(&s.id);
+            if new && s.labels.is_none() {
+                // Known when the request was decoded, but retention may have
+                // forgotten it since: the sender retries with labels.
+                s.labels = Some(self.sink.labels_of(s.id).ok_or_else(|| {
+                    format!("series {:016x} was forgotten during the write; retry", s.id)
+                })?);
+            }
+            fresh.push(new);
+        }
+        for (s, &new) in batch.series.iter().zip(&fresh) {
+            if new {
+                self.logged.insert(s.id);
+            }
+        }
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&[0; 8]);
+        batch::encode_v2(
+            batch,
+            |i| fresh[i].then(|| batch.series[i].labels.as_ref()).flatten(),
+            &mut self.buf,
+        );
+        let len = (self.buf.len() - start - 8) as u32;
+        let crc = crc32fast::hash(&self.buf[start + 8..]);
+        self.buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        self.buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+        Ok(())
+    }
+
+    /// Logs a group durably (one fdatasync), applies it, acknowledges it.
+    fn commit(&mut self, group: Vec<(Batch, oneshot::Sender<Result<(), String>>)>) {
+        self.buf.clear();
+        let mut ok = Vec::with_capacity(group.len());
+        for (mut batch, done) in group {
+            match self.encode(&mut batch) {
+                Ok(()) => ok.push((batch, done)),
+                Err(e) => {
+                    let _ = done.send(Err(e));
+                }
+            }
+        }
+        if ok.is_empty() {
+            return;
+        }
+        let res = self
+            .file
+            .write_all(&self.buf)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| format!("WAL write failed: {e}"));
+        let (batches, dones): (Vec<_>, Vec<_>) = ok.into_iter().unzip();
+        if res.is_ok() {
+            self.sink.apply(&batches);
+        } else if let Err(e) = self.next_segment() {
+            // What follows the failed write is unknown: continue in a new
+            // segment (its data is in the head like the old one's).
+            tracing::error!("WAL: cannot switch segments after a failed write: {e}");
+        }
+        for d in dones {
+            let _ = d.send(res.clone());
+        }
+    }
 }
 
 impl Wal {
     /// Starts the writer thread on a fresh segment after the existing ones.
     pub fn start(dir: &Path, sink: Arc<dyn WalSink>) -> std::io::Result<Wal> {
         std::fs::create_dir_all(dir)?;
-        let mut seq = segments(dir)?.last().map_or(1, |s| s + 1);
-        let mut file = open_segment(dir, seq)?;
+        let seq = segments(dir)?.last().map_or(1, |s| s + 1);
+        let mut w = Writer {
+            dir: dir.to_path_buf(),
+            seq,
+            file: open_segment(dir, seq)?,
+            logged: HashSet::new(),
+            sink,
+            buf: Vec::new(),
+        };
         let (tx, rx) = mpsc::channel::<Cmd>();
-        let wdir = dir.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("tidewatch-wal".into())
             .spawn(move || {
-                let mut buf = Vec::new();
                 while let Ok(first) = rx.recv() {
                     let mut group = Vec::new();
-                    let mut rotate = Vec::new();
-                    let mut group_bytes = 0;
+                    let mut after = None;
+                    let mut group_samples = 0;
                     let mut next = Some(first);
                     while let Some(cmd) = next {
                         match cmd {
-                            Cmd::Append(p, done) => {
-                                group_bytes += p.payload.len();
-                                group.push((p, done));
+                            Cmd::Append(b, done) => {
+                                group_samples += b.len();
+                                group.push((b, done));
                             }
-                            Cmd::Rotate(done) => {
-                                // Rotation closes the group: later appends go
-                                // to the next segment.
-                                rotate.push(done);
+                            // Rotation and truncation close the group.
+                            other => {
+                                after = Some(other);
                                 break;
                             }
                         }
-                        if group_bytes > 64 << 20 {
+                        // About 64 MiB of records.
+                        if group_samples > 2 << 20 {
                             break;
                         }
                         next = rx.try_recv().ok();
                     }
                     if !group.is_empty() {
-                        buf.clear();
-                        for (p, _) in &group {
-                            buf.extend_from_slice(&(p.payload.len() as u32).to_le_bytes());
-                            buf.extend_from_slice(&crc32fast::hash(&p.payload).to_le_bytes());
-                            buf.extend_from_slice(&p.payload);
-                        }
-                        let res = file
-                            .write_all(&buf)
-                            .and_then(|()| file.sync_data())
-                            .map_err(|e| format!("WAL write failed: {e}"));
-                        let (pendings, dones): (Vec<_>, Vec<_>) = group.into_iter().unzip();
-                        if res.is_ok() {
-                            let batches: Vec<Vec<IngestSeries>> =
-                                pendings.into_iter().map(|p| p.batch).collect();
-                            sink.apply(&batches);
-                        }
-                        for d in dones {
-                            let _ = d.send(res.clone());
-                        }
+                        w.commit(group);
                     }
-                    for done in rotate {
-                        let closed = seq;
-                        let res = open_segment(&wdir, seq + 1)
-                            .map(|f| {
-                                file = f;
-                                seq += 1;
-                                sink.freeze();
-                                closed
-                            })
-                            .map_err(|e| format!("WAL rotation failed: {e}"));
-                        let _ = done.send(res);
+                    match after {
+                        Some(Cmd::Rotate(done)) => {
+                            let res = w
+                                .next_segment()
+                                .inspect(|_| w.sink.freeze())
+                                .map_err(|e| format!("WAL rotation failed: {e}"));
+                            let _ = done.send(res);
+                        }
+                        Some(Cmd::Truncate(floor, done)) => {
+                            w.sink.truncate(floor);
+                            // Series forgotten must be logged with labels
+                            // again (and fail if a batch left them out).
+                            w.logged.clear();
+                            let _ = done.send(());
+                        }
+                        _ => {}
                     }
                 }
             })?;
@@ -206,10 +295,17 @@ impl Wal {
     }
 
     /// Logs a batch durably, applies it to the head, then returns.
-    pub async fn append(&self, p: Pending) -> Result<(), String> {
+    pub async fn append(&self, b: Batch) -> Result<(), String> {
         let (done, rx) = oneshot::channel();
-        self.send(Cmd::Append(p, done))?;
+        self.send(Cmd::Append(b, done))?;
         rx.await.map_err(|_| "WAL writer stopped".to_string())?
+    }
+
+    /// Runs [`WalSink::truncate`] on the writer thread between groups.
+    pub async fn truncate(&self, floor: i64) -> Result<(), String> {
+        let (done, rx) = oneshot::channel();
+        self.send(Cmd::Truncate(floor, done))?;
+        rx.await.map_err(|_| "WAL writer stopped".to_string())
     }
 
     /// Closes the active segment and freezes the head; returns the closed
@@ -243,9 +339,8 @@ impl Wal {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use tidewatch_common::Labels;
-
     use super::*;
+    use crate::batch::IngestSeries;
 
     #[derive(Default)]
     struct Count {
@@ -257,25 +352,36 @@ mod tests {
     }
 
     impl WalSink for Count {
-        fn apply(&self, batches: &[Vec<IngestSeries>]) {
+        fn apply(&self, batches: &[Batch]) {
             if let Some(gate) = self.gate.lock().take() {
                 let _ = gate.recv();
             }
             self.groups.fetch_add(1, Ordering::SeqCst);
-            let n: usize = batches.iter().map(Vec::len).sum();
+            let n: usize = batches.iter().map(|b| b.series.len()).sum();
             self.series.fetch_add(n, Ordering::SeqCst);
         }
         fn freeze(&self) {
             self.freezes.fetch_add(1, Ordering::SeqCst);
         }
+        fn labels_of(&self, _id: u64) -> Option<Labels> {
+            None
+        }
+        fn truncate(&self, _floor: i64) {}
     }
 
-    fn one(i: i64) -> Vec<IngestSeries> {
-        vec![IngestSeries::new(
+    fn one(i: i64) -> Batch {
+        Batch::from_series(vec![IngestSeries::new(
             Labels::from_pairs([("__name__", "x")]),
             vec![i],
             vec![i as f64],
-        )]
+        )])
+    }
+
+    /// A batch of series 7 without its labels.
+    fn bare(i: i64) -> Batch {
+        let mut b = Batch::default();
+        b.push(7, None, &[i], &[i as f64]);
+        b
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,12 +397,12 @@ mod tests {
         // gate); the 63 sent meanwhile must then commit as one group.
         let first = {
             let wal = wal.clone();
-            tokio::spawn(async move { wal.append(Pending::new(one(0))).await })
+            tokio::spawn(async move { wal.append(one(0)).await })
         };
         let mut waiting = Vec::new();
         for i in 1..64 {
             let (done, rx) = oneshot::channel();
-            wal.send(Cmd::Append(Pending::new(one(i)), done)).unwrap();
+            wal.send(Cmd::Append(one(i), done)).unwrap();
             waiting.push(rx);
         }
         open_gate.send(()).unwrap();
@@ -310,7 +416,9 @@ mod tests {
         assert!(sink.groups.load(Ordering::SeqCst) <= 2, "{:?}", sink.groups);
         let closed = wal.rotate().await.unwrap();
         assert_eq!(sink.freezes.load(Ordering::SeqCst), 1);
-        wal.append(Pending::new(one(100))).await.unwrap();
+        wal.append(one(100)).await.unwrap();
+        // A series the sink cannot name is refused (not logged, not acked).
+        assert!(wal.append(bare(101)).await.unwrap_err().contains("retry"));
         wal.close();
         assert_eq!(segments(dir.path()).unwrap(), vec![closed, closed + 1]);
 
@@ -318,15 +426,38 @@ mod tests {
         let last = segment_path(dir.path(), closed + 1);
         let mut f = OpenOptions::new().append(true).open(&last).unwrap();
         f.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, 5]).unwrap();
-        let mut seen = Vec::new();
-        let records = replay(dir.path(), |b| seen.push(b[0].timestamps[0])).unwrap();
-        assert_eq!(records, 65);
-        assert_eq!(seen.len(), 65);
-        assert_eq!(*seen.last().unwrap(), 100);
+        // A segment of an older version (v1 records, no magic) replays too.
+        let mut v1 = Vec::new();
+        batch::encode(
+            &[IngestSeries::new(
+                Labels::from_pairs([("__name__", "old")]),
+                vec![200],
+                vec![2.0],
+            )],
+            &mut v1,
+        );
+        let mut rec = (v1.len() as u32).to_le_bytes().to_vec();
+        rec.extend_from_slice(&crc32fast::hash(&v1).to_le_bytes());
+        rec.extend_from_slice(&v1);
+        std::fs::write(segment_path(dir.path(), closed + 2), rec).unwrap();
+        let (mut seen, mut with_labels) = (Vec::new(), 0);
+        let records = replay(dir.path(), |b| {
+            with_labels += usize::from(b.series[0].labels.is_some());
+            seen.push(b.timestamps[0])
+        })
+        .unwrap();
+        assert_eq!(records, 66);
+        assert_eq!(seen.len(), 66);
+        assert_eq!(seen[64..], [100, 200]);
+        // Labels are logged once per segment (v1: in every record).
+        assert_eq!(with_labels, 3);
 
         let wal = Wal::start(dir.path(), sink).unwrap();
         wal.remove_up_to(closed).unwrap();
-        assert_eq!(segments(dir.path()).unwrap(), vec![closed + 1, closed + 2]);
+        assert_eq!(
+            segments(dir.path()).unwrap(),
+            vec![closed + 1, closed + 2, closed + 3]
+        );
         wal.close();
     }
 }

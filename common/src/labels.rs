@@ -126,33 +126,31 @@ impl Labels {
         self.0
     }
 
-    /// A stable 64-bit hash of the set (xxh3 over names and values with
-    /// separators), used as series id.
+    /// A stable 64-bit hash of the set (FNV-1a over names and values with
+    /// separators), used as series id; see [`stable_hash_pairs`].
     pub fn stable_hash(&self) -> u64 {
-        let mut buf = Vec::with_capacity(
-            self.0
-                .iter()
-                .map(|l| l.name.len() + l.value.len() + 2)
-                .sum(),
-        );
-        for l in &self.0 {
-            buf.extend_from_slice(l.name.as_bytes());
-            buf.push(0xff);
-            buf.extend_from_slice(l.value.as_bytes());
-            buf.push(0xff);
-        }
-        xxh3_64(&buf)
+        stable_hash_pairs(self.0.iter().map(|l| (l.name.as_str(), l.value.as_str())))
     }
 }
 
-/// xxh3 is defined in a tiny local wrapper so the dependency stays optional
-/// for crates that do not hash.
-fn xxh3_64(b: &[u8]) -> u64 {
-    // FNV-1a 64: fast enough for ids of label sets and dependency-free.
+/// [`Labels::stable_hash`] of pairs already sorted by name, unique and
+/// without empty values, computed without building a [`Labels`] (for ingest
+/// paths that look a series up before allocating its labels).
+pub fn stable_hash_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> u64 {
+    // FNV-1a 64 over `name 0xff value 0xff …`: fast enough for ids of label
+    // sets and dependency-free.
     let mut h: u64 = 0xcbf29ce484222325;
-    for &x in b {
-        h ^= x as u64;
-        h = h.wrapping_mul(0x100000001b3);
+    let mut eat = |b: &[u8]| {
+        for &x in b {
+            h ^= x as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+    };
+    for (name, value) in pairs {
+        eat(name.as_bytes());
+        eat(&[0xff]);
+        eat(value.as_bytes());
+        eat(&[0xff]);
     }
     h
 }

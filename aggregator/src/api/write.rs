@@ -6,12 +6,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tidewatch_common::exposition::{self, Format};
-use tidewatch_common::remote_write::{self, DecodeError};
 
 use super::AppState;
 use crate::batch::IngestSeries;
 use crate::ingest;
-use crate::store::{IngestError, MetricMeta};
+use crate::store::{IngestError, IngestOutcome, MetricMeta};
 
 fn plain(status: StatusCode, msg: impl Into<String>) -> Response {
     let mut m = msg.into();
@@ -43,7 +42,15 @@ async fn store(
     batch: Vec<IngestSeries>,
     meta: Vec<(String, MetricMeta)>,
 ) -> Response {
-    match app.store.append(batch).await {
+    outcome(app, app.store.append(batch).await, meta)
+}
+
+fn outcome(
+    app: &AppState,
+    res: Result<IngestOutcome, IngestError>,
+    meta: Vec<(String, MetricMeta)>,
+) -> Response {
+    match res {
         Ok(outcome) => {
             app.store.record_metadata(meta);
             app.metrics.samples_ingested.inc_by(outcome.accepted as u64);
@@ -65,6 +72,31 @@ async fn store(
             ingest_error(e)
         }
     }
+}
+
+/// Snappy-decompresses a body within `aggregator.limits.max_decompressed_bytes`.
+fn decompress(app: &AppState, body: &[u8]) -> Result<Vec<u8>, Box<Response>> {
+    let limit = app.store.config().limits.max_decompressed_bytes;
+    let raw = match snap::raw::decompress_len(body) {
+        Ok(n) if n > limit => {
+            app.metrics.requests_rejected.inc();
+            return Err(Box::new(plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "decompressed body is {n} bytes, over the limit aggregator.limits.max_decompressed_bytes={limit}"
+                ),
+            )));
+        }
+        Ok(_) => snap::raw::Decoder::new().decompress_vec(body),
+        Err(e) => Err(e),
+    };
+    raw.map_err(|e| {
+        app.metrics.requests_rejected.inc();
+        Box::new(plain(
+            StatusCode::BAD_REQUEST,
+            format!("malformed remote-write body: snappy decompression failed: {e}"),
+        ))
+    })
 }
 
 /// `POST /api/v1/write`.
@@ -114,33 +146,23 @@ pub async fn remote_write(State(app): State<AppState>, headers: HeaderMap, body:
             format!("unsupported Content-Encoding {enc:?}: expected snappy"),
         );
     }
-    let limits = &app.store.config().limits;
-    let body = match read_body(body, limits.max_body_bytes).await {
+    let body = match read_body(body, app.store.config().limits.max_body_bytes).await {
         Ok(b) => b,
         Err(r) => return r,
     };
     if v2 {
         return remote_write_v2(&app, &body).await;
     }
-    let req = match remote_write::decode_write_request(&body, limits.max_decompressed_bytes) {
+    let raw = match decompress(&app, &body) {
         Ok(r) => r,
-        Err(e @ DecodeError::TooLarge { .. }) => {
-            app.metrics.requests_rejected.inc();
-            return plain(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("{e} (aggregator.limits.max_decompressed_bytes)"),
-            );
-        }
-        Err(e) => {
-            app.metrics.requests_rejected.inc();
-            return plain(
-                StatusCode::BAD_REQUEST,
-                format!("malformed remote-write body: {e}"),
-            );
-        }
+        Err(r) => return *r,
     };
-    match ingest::from_remote_write(req) {
-        Ok((batch, meta)) => store(&app, batch, meta).await,
+    let decoded = ingest::decode_remote_write(&raw, |ids| {
+        let index = app.store.state.index.read();
+        ids.map(|id| index.contains(id)).collect()
+    });
+    match decoded {
+        Ok((batch, meta)) => outcome(&app, app.store.append_batch(batch).await, meta),
         Err(e) => {
             app.metrics.requests_rejected.inc();
             ingest_error(e)
@@ -151,29 +173,9 @@ pub async fn remote_write(State(app): State<AppState>, headers: HeaderMap, body:
 /// Remote-write 2.0: answers 204 with the `X-Prometheus-Remote-Write-*-Written`
 /// headers.
 async fn remote_write_v2(app: &AppState, body: &[u8]) -> Response {
-    let limit = app.store.config().limits.max_decompressed_bytes;
-    let raw = match snap::raw::decompress_len(body) {
-        Ok(n) if n > limit => {
-            app.metrics.requests_rejected.inc();
-            return plain(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "decompressed body is {n} bytes, over the limit aggregator.limits.max_decompressed_bytes={limit}"
-                ),
-            );
-        }
-        Ok(_) => snap::raw::Decoder::new().decompress_vec(body),
-        Err(e) => Err(e),
-    };
-    let raw = match raw {
+    let raw = match decompress(app, body) {
         Ok(r) => r,
-        Err(e) => {
-            app.metrics.requests_rejected.inc();
-            return plain(
-                StatusCode::BAD_REQUEST,
-                format!("malformed remote-write body: snappy decompression failed: {e}"),
-            );
-        }
+        Err(r) => return *r,
     };
     let (batch, meta) = match crate::rw2::convert(&raw) {
         Ok(c) => c,

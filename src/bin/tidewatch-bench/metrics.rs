@@ -14,7 +14,7 @@ use crate::procs::{Server, dir_bytes, free_port, tidewatch_bin};
 /// Workload and run options.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Simulated hosts; each exposes 100 series (series = 100 × instances).
+    /// Simulated hosts; each exposes 94 series (series = 94 × instances).
     #[arg(long, default_value_t = 100)]
     instances: usize,
     /// Time span of the data (ending now).
@@ -77,7 +77,7 @@ fn lbl(n: &str, v: impl Into<String>) -> Label {
     }
 }
 
-/// 100 series per instance, node_exporter- and HTTP-service-like.
+/// 94 series per instance, node_exporter- and HTTP-service-like.
 fn workload(instances: usize) -> Vec<GenSeries> {
     let mut out = Vec::new();
     for i in 0..instances {
@@ -368,13 +368,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "--shards and --instances must be positive"
     );
     let tmp = tempfile_dir()?;
+    let mut series = workload(args.instances);
     println!(
         "workload: {} series × {:?} at {:?}",
-        args.instances * 100,
+        series.len(),
         args.span,
         args.interval
     );
-    let mut series = workload(args.instances);
     let (shards, samples) = bodies(&args, &mut series);
     let wire: usize = shards.iter().flatten().map(Vec::len).sum();
     println!(
