@@ -487,3 +487,30 @@ fn validate_route(
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_rules_switch_parses_and_its_interval_is_validated() {
+        let c: Config =
+            serde_yaml::from_str("builtin_rules: {enabled: false, interval: 30s}").unwrap();
+        assert!(!c.builtin_rules.enabled);
+        assert_eq!(c.builtin_rules.interval, Duration::from_secs(30));
+        assert!(Config::default().builtin_rules.enabled, "on by default");
+        let mut errors = Vec::new();
+        c.validate("alerting", &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+
+        let c: Config = serde_yaml::from_str("builtin_rules: {interval: 100ms}").unwrap();
+        let mut errors = Vec::new();
+        c.validate("alerting", &mut errors);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, "alerting.builtin_rules.interval");
+        assert!(
+            serde_yaml::from_str::<Config>("builtin_rules: {enable: true}").is_err(),
+            "unknown fields are errors"
+        );
+    }
+}
