@@ -104,6 +104,7 @@ pub async fn run(role: Role, mut config: Config) -> anyhow::Result<()> {
             aggregator.as_ref().map(crate::rule_backend::in_process),
         )
         .await?;
+        e.set_builtin_rules(&builtin_rule_groups())?;
         router = router.merge(e.router());
         Some(e)
     } else {
@@ -191,4 +192,23 @@ fn wire_defaults(config: &mut Config, base_url: &str) {
         .platform
         .aggregator_url
         .get_or_insert_with(|| base_url.to_string());
+}
+
+/// The built-in rule groups: the TKEStack cluster usage catalogue summed
+/// from the collectors' per-node shares (the collector owns the list).
+fn builtin_rule_groups() -> Vec<tidewatch_alertmanager::rules::file::GroupDef> {
+    use tidewatch_alertmanager::rules::file::{GroupDef, RuleDef};
+    use tidewatch_collector::metrics::cluster_usage;
+    vec![GroupDef {
+        name: cluster_usage::RULE_GROUP.to_string(),
+        rules: cluster_usage::recording_rules()
+            .into_iter()
+            .map(|r| RuleDef {
+                record: Some(r.record.to_string()),
+                expr: r.expr,
+                ..RuleDef::default()
+            })
+            .collect(),
+        ..GroupDef::default()
+    }]
 }

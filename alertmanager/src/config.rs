@@ -39,6 +39,9 @@ pub struct Config {
     /// Default evaluation interval of rule groups.
     #[serde(with = "serde_duration")]
     pub evaluation_interval: Duration,
+    /// Built-in recording rules (the TKEStack cluster usage catalogue summed
+    /// from the collectors' per-node shares).
+    pub builtin_rules: BuiltinRules,
     /// Prometheus HTTP API base URL queried by rule evaluation (the stack
     /// fills it with its own address when unset).
     pub query_url: Option<String>,
@@ -65,11 +68,32 @@ impl Default for Config {
             external_url: "http://127.0.0.1:9800".into(),
             rule_files: Vec::new(),
             evaluation_interval: Duration::from_secs(60),
+            builtin_rules: BuiltinRules::default(),
             query_url: None,
             remote_write_url: None,
             external_labels: BTreeMap::new(),
             notify: NotifyConfig::default(),
             limits: Limits::default(),
+        }
+    }
+}
+
+/// Built-in recording rules (`alerting.builtin_rules`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BuiltinRules {
+    /// Whether they are evaluated (`up` and the `alertmanager` role).
+    pub enabled: bool,
+    /// Their evaluation interval (the collector's default cycle).
+    #[serde(with = "serde_duration")]
+    pub interval: Duration,
+}
+
+impl Default for BuiltinRules {
+    fn default() -> Self {
+        BuiltinRules {
+            enabled: true,
+            interval: Duration::from_secs(15),
         }
     }
 }
@@ -396,6 +420,12 @@ impl Validate for Config {
                 "must be greater than 0".into(),
             );
         }
+        if self.builtin_rules.interval < Duration::from_secs(1) {
+            err(
+                join(&join(path, "builtin_rules"), "interval"),
+                "must be at least 1s".into(),
+            );
+        }
         if self.notify.max_attempts == 0 {
             err(
                 join(path, "notify.max_attempts"),
@@ -454,6 +484,33 @@ fn validate_route(
             receivers,
             intervals,
             err,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_rules_switch_parses_and_its_interval_is_validated() {
+        let c: Config =
+            serde_yaml::from_str("builtin_rules: {enabled: false, interval: 30s}").unwrap();
+        assert!(!c.builtin_rules.enabled);
+        assert_eq!(c.builtin_rules.interval, Duration::from_secs(30));
+        assert!(Config::default().builtin_rules.enabled, "on by default");
+        let mut errors = Vec::new();
+        c.validate("alerting", &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+
+        let c: Config = serde_yaml::from_str("builtin_rules: {interval: 100ms}").unwrap();
+        let mut errors = Vec::new();
+        c.validate("alerting", &mut errors);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, "alerting.builtin_rules.interval");
+        assert!(
+            serde_yaml::from_str::<Config>("builtin_rules: {enable: true}").is_err(),
+            "unknown fields are errors"
         );
     }
 }

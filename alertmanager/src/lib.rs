@@ -257,6 +257,32 @@ impl AlertEngine {
         Ok(())
     }
 
+    /// Evaluates the built-in rule groups `groups` (source `builtin:`,
+    /// interval `alerting.builtin_rules.interval` unless a group sets one),
+    /// replacing those set before. Nothing happens when rules are not
+    /// evaluated (no backend) or `alerting.builtin_rules.enabled` is false.
+    pub fn set_builtin_rules(&self, groups: &[rules::file::GroupDef]) -> anyhow::Result<()> {
+        let Some(m) = self.rules.get() else {
+            return Ok(());
+        };
+        if !self.config.builtin_rules.enabled {
+            return Ok(());
+        }
+        let compiled = groups
+            .iter()
+            .map(|g| {
+                RuleGroup::compile(
+                    g,
+                    &format!("builtin:{}", g.name),
+                    self.config.builtin_rules.interval,
+                )
+                .map_err(|e| anyhow::anyhow!("built-in rule group {}: {e}", g.name))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        m.set_groups("builtin:", compiled);
+        Ok(())
+    }
+
     /// Recompiles the alarm policies into rule groups (after a change).
     pub fn reload_policies(&self) {
         let Some(m) = self.rules.get() else { return };

@@ -22,6 +22,7 @@ use prometheus_client::registry::Registry;
 use serde_json::json;
 use support::kube_api::{TestApiServer, objects};
 use tidewatch_collector::metrics::catalogue::{CATALOGUE, expand};
+use tidewatch_collector::metrics::cluster_usage;
 use tidewatch_collector::{Collector, Config, Defaults};
 use tidewatch_common::exposition::{Format, parse};
 use tokio_util::sync::CancellationToken;
@@ -217,10 +218,14 @@ async fn every_catalogue_name_is_produced() {
     let app = c.router();
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
 
+    // Cluster usage is emitted as this node's share (`node:<name>:share`);
+    // the catalogue names are the built-in recording rules' sums over
+    // nodes (tests/cluster_rules_up.rs).
     let wanted: BTreeSet<String> = CATALOGUE
         .iter()
         .flat_map(|p| expand(p))
         .filter(|n| !excluded(n))
+        .map(|n| cluster_usage::share_name(&n).map_or(n, str::to_string))
         .collect();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let values = loop {
@@ -310,13 +315,13 @@ async fn every_catalogue_name_is_produced() {
     );
     let share = find(
         &values,
-        "k8s_cluster_rate_mem_usage_bytes_cluster",
+        "node:k8s_cluster_rate_mem_usage_bytes_cluster:share",
         &[("node", "node-a")],
     )
     .unwrap();
     let mem = find(
         &values,
-        "k8s_cluster_mem_usage_bytes",
+        "node:k8s_cluster_mem_usage_bytes:share",
         &[("node", "node-a")],
     )
     .unwrap();

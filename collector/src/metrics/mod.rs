@@ -5,6 +5,7 @@
 
 pub mod catalogue;
 pub mod cgroup;
+pub mod cluster_usage;
 mod cycle;
 pub mod encode;
 pub mod gpu;

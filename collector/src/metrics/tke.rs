@@ -8,6 +8,7 @@
 //! bytes/s for `fs_*_bytes`, operations/s for `fs_*_times`, bits/s for
 //! `*_bw`.
 
+use super::cluster_usage;
 use super::pods::ClusterCapacity;
 use super::sample::{Emitter, Sample};
 
@@ -175,8 +176,9 @@ impl TkeDeriver {
         }
 
         // Cluster usage: the whole cluster without Kubernetes; with it,
-        // this node's share (`node` label; shares and their percentages of
-        // the cluster's capacity add up over nodes).
+        // this node's share (`node:<name>:share` with a `node` label; shares
+        // and their percentages of the cluster's capacity add up over nodes,
+        // and built-in recording rules sum them: `cluster_usage`).
         let cl_standalone = [("cluster_id", cid.as_str())];
         let cl_share = [("cluster_id", cid.as_str()), ("node", node.as_str())];
         let cl: &[(&str, &str)] = if standalone {
@@ -184,27 +186,32 @@ impl TkeDeriver {
         } else {
             &cl_share
         };
+        let cu = |name: &str| cluster_usage::emitted_name(name, !standalone);
         let used_mem = g.mem_total - g.mem_free;
         let no_cache = g.mem_total - g.mem_available;
-        e.emit("k8s_cluster_mem_usage_bytes", cl, used_mem);
-        e.emit("k8s_cluster_mem_no_cache_bytes", cl, no_cache);
+        e.emit(cu("k8s_cluster_mem_usage_bytes"), cl, used_mem);
+        e.emit(cu("k8s_cluster_mem_no_cache_bytes"), cl, no_cache);
         e.emit(
-            "k8s_cluster_rate_mem_usage_bytes_cluster",
+            cu("k8s_cluster_rate_mem_usage_bytes_cluster"),
             cl,
             pct(used_mem, cap.memory),
         );
         e.emit(
-            "k8s_cluster_rate_mem_no_cache_bytes_cluster",
+            cu("k8s_cluster_rate_mem_no_cache_bytes_cluster"),
             cl,
             pct(no_cache, cap.memory),
         );
         if g.gpus > 0.0 {
             let cards = g.gpu_util_sum / 100.0;
-            e.emit("k8s_cluster_gpu_used", cl, cards);
-            e.emit("k8s_cluster_gpu_memory_used", cl, g.gpu_mem_used);
-            e.emit("k8s_cluster_rate_gpu_used_cluster", cl, pct(cards, cap.gpu));
+            e.emit(cu("k8s_cluster_gpu_used"), cl, cards);
+            e.emit(cu("k8s_cluster_gpu_memory_used"), cl, g.gpu_mem_used);
             e.emit(
-                "k8s_cluster_rate_gpu_memory_used_cluster",
+                cu("k8s_cluster_rate_gpu_used_cluster"),
+                cl,
+                pct(cards, cap.gpu),
+            );
+            e.emit(
+                cu("k8s_cluster_rate_gpu_memory_used_cluster"),
                 cl,
                 pct(g.gpu_mem_used, cap.gpu_memory),
             );
@@ -228,9 +235,9 @@ impl TkeDeriver {
         };
         let cores = busy_frac * g.cpus;
         e.emit("k8s_node_cpu_usage", &nl, busy_frac * 100.0);
-        e.emit("k8s_cluster_cpu_core_used", cl, cores);
+        e.emit(cu("k8s_cluster_cpu_core_used"), cl, cores);
         e.emit(
-            "k8s_cluster_rate_cpu_core_used_cluster",
+            cu("k8s_cluster_rate_cpu_core_used_cluster"),
             cl,
             pct(cores, cap.cpu),
         );
@@ -244,7 +251,7 @@ impl TkeDeriver {
         let tx = r(t.net_tx_bytes, p.net_tx_bytes);
         for (suffix, v) in fs {
             e.emit(&format!("k8s_node_{suffix}"), &nl, v);
-            e.emit(&format!("k8s_cluster_{suffix}"), cl, v);
+            e.emit(cu(&format!("k8s_cluster_{suffix}")), cl, v);
         }
         e.emit("k8s_node_network_receive_bytes_bw", &nl, 8.0 * rx);
         e.emit("k8s_node_network_transmit_bytes_bw", &nl, 8.0 * tx);
@@ -262,7 +269,7 @@ impl TkeDeriver {
                 r(t.net_tx_packets, p.net_tx_packets),
             ),
         ] {
-            e.emit(&format!("k8s_cluster_{suffix}"), cl, v);
+            e.emit(cu(&format!("k8s_cluster_{suffix}")), cl, v);
         }
     }
 
@@ -431,5 +438,53 @@ mod tests {
             Some(800.0),
             "bits/s, lo excluded"
         );
+    }
+
+    #[test]
+    fn node_mode_emits_exactly_the_shares_the_rules_sum() {
+        use super::cluster_usage::{CLUSTER_USAGE, recording_rules, share_of};
+        use std::collections::BTreeSet;
+        let cap = ClusterCapacity {
+            cpu: 8.0,
+            memory: 4000.0,
+            gpu: 2.0,
+            gpu_memory: 2000.0,
+            master: false,
+        };
+        let gpu = |mut b: Vec<Sample>| {
+            b.push(s("gpu_utilization_percent", &[("gpu", "0")], 50.0));
+            b.push(s("gpu_memory_used_bytes", &[("gpu", "0")], 300.0));
+            b.push(s("gpu_memory_total_bytes", &[("gpu", "0")], 1000.0));
+            b
+        };
+        let mut d = TkeDeriver::new("node-a", "c1");
+        let mut out = Vec::new();
+        d.derive(
+            &gpu(node_batch(100.0, 100.0, 0.0)),
+            Some(cap),
+            &mut Emitter::new(&mut out, 10_000),
+        );
+        d.derive(
+            &gpu(node_batch(107.5, 102.5, 1000.0)),
+            Some(cap),
+            &mut Emitter::new(&mut out, 20_000),
+        );
+        let usage: BTreeSet<&str> = CLUSTER_USAGE.iter().map(|(n, _)| *n).collect();
+        let mut shares = BTreeSet::new();
+        for x in &out {
+            let name = x.labels.metric_name().unwrap();
+            assert!(!usage.contains(name), "{name}: only its share in node mode");
+            if let Some(full) = share_of(name) {
+                assert_eq!(x.labels.get("node"), Some("node-a"), "{name}");
+                assert_eq!(x.labels.get("cluster_id"), Some("c1"), "{name}");
+                shares.insert(full);
+            }
+        }
+        let recorded: BTreeSet<&str> = recording_rules().iter().map(|r| r.record).collect();
+        assert_eq!(
+            shares, recorded,
+            "the rule group covers exactly the emitted shares"
+        );
+        assert_eq!(get(&out, "node:k8s_cluster_cpu_core_used:share"), Some(0.5));
     }
 }
