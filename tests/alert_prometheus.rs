@@ -179,9 +179,20 @@ fn rule_files_evaluate_against_prometheus_and_write_back() {
     });
 
     // The rule group status is visible through the platform API.
+    // The built-in catalogue group (k8s_cluster_* recording rules) is listed
+    // beside the file's group.
     let (_, groups) = call("GET", &tw.url("/api/platform/v1/rule-groups"), None);
-    let g = &groups["items"][0];
-    assert_eq!(g["name"], "targets");
+    let items = groups["items"].as_array().expect("items");
+    assert!(
+        items
+            .iter()
+            .any(|g| g["name"] == "tidewatch-k8s-cluster-usage"),
+        "{groups}"
+    );
+    let g = items
+        .iter()
+        .find(|g| g["name"] == "targets")
+        .unwrap_or_else(|| panic!("no group `targets`: {groups}"));
     assert!(
         g["alerts"]
             .as_array()
