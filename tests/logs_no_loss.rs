@@ -15,11 +15,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
-use support::{Proc, Tidewatch, start_es_standin, start_kafka, wait_until};
+use support::{Proc, Tidewatch, read_topic, start_es_standin, start_kafka, wait_until};
 
 const N: usize = 9000;
 const TOPIC: &str = "tidewatch-logs";
@@ -165,54 +162,13 @@ fn create_topic(brokers: &str) {
 }
 
 fn kafka_lines(brokers: &str) -> Vec<usize> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "no-loss-check")
-        .set("enable.auto.commit", "false")
-        .set("session.timeout.ms", "6000")
-        .set("isolation.level", "read_committed")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    let mut highs = HashMap::new();
-    for p in 0..PARTITIONS {
-        let (low, high) = consumer
-            .fetch_watermarks(TOPIC, p, Duration::from_secs(10))
-            .unwrap();
-        if high > low {
-            tpl.add_partition_offset(TOPIC, p, Offset::Offset(low))
-                .unwrap();
-            highs.insert(p, high);
-        }
-    }
-    let mut out = Vec::new();
-    if highs.is_empty() {
-        return out;
-    }
-    consumer.assign(&tpl).unwrap();
-    let mut done: HashMap<i32, bool> = HashMap::new();
-    wait_until("reading the Kafka topic", Duration::from_secs(60), || {
-        // Transaction markers take offsets but are never returned: the
-        // position tells when a partition is read to its end.
-        for e in consumer.position().unwrap().elements() {
-            if let Offset::Offset(o) = e.offset()
-                && o >= highs[&e.partition()]
-            {
-                done.insert(e.partition(), true);
-            }
-        }
-        while let Some(m) = consumer.poll(Duration::from_millis(100)) {
-            let m = m.unwrap();
-            let doc: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
-            let n = line_number(doc["message"].as_str().unwrap());
-            out.push(n);
-            if m.offset() + 1 >= highs[&m.partition()] {
-                done.insert(m.partition(), true);
-            }
-        }
-        done.len() == highs.len()
-    });
-    out
+    read_topic(brokers, TOPIC, PARTITIONS)
+        .iter()
+        .map(|(_, payload)| {
+            let doc: Value = serde_json::from_slice(payload).unwrap();
+            line_number(doc["message"].as_str().unwrap())
+        })
+        .collect()
 }
 
 #[test]

@@ -7,13 +7,13 @@
 mod platform_support;
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use platform_support::{Api, P, kube, metric, sql};
 use serde_json::{Value, json};
-use support::{Tidewatch, free_port, wait_until};
+use support::{Tidewatch, free_port, read_topic, wait_until};
 
 const KUBE_TOKEN: &str = "cluster-admin-token";
 
@@ -207,47 +207,13 @@ fn create_topic(brokers: &str, topic: &str) {
 
 /// Every message of `topic` as (key, JSON value).
 fn kafka_messages(brokers: &str, topic: &str) -> Vec<(String, Value)> {
-    use rdkafka::config::ClientConfig;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::Message;
-    use rdkafka::{Offset, TopicPartitionList};
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "platform-events-check")
-        .set("enable.auto.commit", "false")
-        .set("session.timeout.ms", "6000")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    let mut highs = HashMap::new();
-    for p in 0..3 {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p, Duration::from_secs(10))
-            .unwrap();
-        if high > low {
-            tpl.add_partition_offset(topic, p, Offset::Offset(low))
-                .unwrap();
-            highs.insert(p, high);
-        }
-    }
-    let mut out = Vec::new();
-    if highs.is_empty() {
-        return out;
-    }
-    consumer.assign(&tpl).unwrap();
-    let mut done: HashMap<i32, bool> = HashMap::new();
-    wait_until("reading the Kafka topic", Duration::from_secs(60), || {
-        while let Some(m) = consumer.poll(Duration::from_millis(100)) {
-            let m = m.unwrap();
-            let k = String::from_utf8(m.key().unwrap().to_vec()).unwrap();
-            out.push((k, serde_json::from_slice(m.payload().unwrap()).unwrap()));
-            if m.offset() + 1 >= highs[&m.partition()] {
-                done.insert(m.partition(), true);
-            }
-        }
-        done.len() == highs.len()
-    });
-    out
+    read_topic(brokers, topic, 3)
+        .into_iter()
+        .map(|(k, v)| {
+            let k = String::from_utf8(k.expect("keyed message")).unwrap();
+            (k, serde_json::from_slice(&v).unwrap())
+        })
+        .collect()
 }
 
 /// osmem (the Elasticsearch API emulator) on a chosen port.

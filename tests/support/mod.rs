@@ -410,3 +410,64 @@ pub fn post_remote_write(
         .map(|r| r.status().as_u16())
         .unwrap_or(0)
 }
+
+/// Every committed message of `topic`'s partitions `0..partitions`, read from
+/// the start, as (key, payload). A partition counts as read when the
+/// consumer's position reaches its high watermark (transaction markers take
+/// offsets but are never returned, so the last message's offset is not
+/// enough).
+pub fn read_topic(brokers: &str, topic: &str, partitions: i32) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::{Offset, TopicPartitionList};
+    use std::collections::{HashMap, HashSet};
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "tidewatch-test-reader")
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "6000")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("Kafka consumer");
+    let mut tpl = TopicPartitionList::new();
+    let mut highs = HashMap::new();
+    for p in 0..partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .expect("watermarks");
+        if high > low {
+            tpl.add_partition_offset(topic, p, Offset::Offset(low))
+                .expect("partition offset");
+            highs.insert(p, high);
+        }
+    }
+    let mut out = Vec::new();
+    if highs.is_empty() {
+        return out;
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut done = HashSet::new();
+    wait_until("reading the Kafka topic", Duration::from_secs(60), || {
+        for e in consumer.position().expect("position").elements() {
+            if let Offset::Offset(o) = e.offset()
+                && o >= highs[&e.partition()]
+            {
+                done.insert(e.partition());
+            }
+        }
+        while let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            let m = m.expect("Kafka message");
+            out.push((
+                m.key().map(<[u8]>::to_vec),
+                m.payload().unwrap_or_default().to_vec(),
+            ));
+            if m.offset() + 1 >= highs[&m.partition()] {
+                done.insert(m.partition());
+            }
+        }
+        done.len() == highs.len()
+    });
+    out
+}
