@@ -104,6 +104,51 @@ fn config_check_names_the_field_and_line() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // The chart's environment variables are read and validated too, naming
+    // the variable (they override the file).
+    for (var, value, want) in [
+        (
+            "TIDEWATCH_RETENTION",
+            "forever",
+            "TIDEWATCH_RETENTION: invalid duration",
+        ),
+        (
+            "TIDEWATCH_SMTP_PORT",
+            "smtp",
+            "TIDEWATCH_SMTP_PORT: invalid port",
+        ),
+        (
+            "TIDEWATCH_LEADER_ELECTION_LEASE",
+            "no-slash",
+            "TIDEWATCH_LEADER_ELECTION_LEASE: expected <namespace>/<name>",
+        ),
+    ] {
+        let mut cmd = Command::new(tidewatch_bin());
+        cmd.args(["config", "check"]).arg(&good).env(var, value);
+        if var == "TIDEWATCH_SMTP_PORT" {
+            cmd.env("TIDEWATCH_SMTP_HOST", "mail.example.com");
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{var}={value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{var}={value}: {err}");
+    }
+    let out = Command::new(tidewatch_bin())
+        .args(["config", "check"])
+        .arg(&good)
+        .env("TIDEWATCH_RETENTION", "30d")
+        .env(
+            "TIDEWATCH_LEADER_ELECTION_LEASE",
+            "monitoring/tidewatch-collector",
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // Flags are validated too, naming the flag.
     let out = Command::new(tidewatch_bin())
         .args(["aggregator", "--retention", "forever"])
