@@ -16,6 +16,7 @@
 pub mod api;
 pub mod batch;
 pub mod block;
+pub mod codec;
 pub mod config;
 pub mod distributed;
 pub mod head;

@@ -2,8 +2,10 @@
 //!
 //! - `samples` ([`SamplesTable`]): `series_id`, `timestamp`, `value` over the
 //!   head and every Parquet block. Time-range filters prune blocks by their
-//!   metadata and row groups/pages by statistics; `series_id = …` / `IN (…)`
-//!   filters prune row groups (blocks are sorted by series) and the head.
+//!   metadata and row groups/pages by their chunks' `min_t`/`max_t`
+//!   statistics; `series_id = …` / `IN (…)` filters prune row groups and
+//!   pages (blocks are sorted by series) and the head. Chunks are decoded
+//!   (see [`crate::codec`]) in the scan's partitions.
 //! - `series` ([`SeriesTable`]): `series_id`, `metric`, `labels` (JSON) from
 //!   the series index.
 //! - `metrics`: a view joining both (`timestamp`, `metric`, `labels`,
@@ -17,21 +19,25 @@ use datafusion::arrow::array::{StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{DFSchema, Result, ScalarValue};
+use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{
     Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
 };
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::prelude::{SessionConfig, SessionContext, cast, col, lit, when};
+use futures::StreamExt;
 
-use crate::block::{file_schema, labels_json, samples_schema};
+use crate::block::{Block, chunk_schema, decode_chunks, labels_json, legacy, samples_schema};
 use crate::store::Store;
 
 /// The `samples` table: head plus blocks.
@@ -206,18 +212,38 @@ impl TableProvider for SamplesTable {
             (f, None) => f,
         };
         let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-        let blocks = self.store.blocks_overlapping(start, end);
-        if !blocks.is_empty() {
-            let urls = blocks
-                .iter()
-                .map(|b| ListingTableUrl::parse(b.data_path().to_string_lossy()))
-                .collect::<Result<Vec<_>>>()?;
-            let opts = ListingOptions::new(Arc::new(ParquetFormat::default()))
-                .with_file_extension(".parquet");
-            let cfg = ListingTableConfig::new_with_multi_paths(urls)
-                .with_listing_options(opts)
-                .with_schema(file_schema());
-            let table = ListingTable::try_new(cfg)?;
+        let (chunked, rows): (Vec<_>, Vec<_>) = self
+            .store
+            .blocks_overlapping(start, end)
+            .into_iter()
+            .partition(|b| b.is_chunked());
+        // Filters on the series id prune row groups and pages as they are.
+        let id_filters: Vec<Expr> = filters
+            .iter()
+            .filter(|f| f.column_refs().iter().all(|c| c.name == "series_id"))
+            .cloned()
+            .collect();
+        if !chunked.is_empty() {
+            // A chunk overlaps [start, end] when max_t >= start and
+            // min_t <= end: those prune by the chunks' statistics.
+            let ts = |t: i64| lit(ScalarValue::TimestampMillisecond(Some(t), None));
+            let mut chunk_filters = id_filters.clone();
+            if start > i64::MIN {
+                chunk_filters.push(col("max_t").gt_eq(ts(start)));
+            }
+            if end < i64::MAX {
+                chunk_filters.push(col("min_t").lt_eq(ts(end)));
+            }
+            let scan = parquet_scan(state, &chunked, chunk_schema(), &chunk_filters).await?;
+            plans.push(decode_chunks_exec(
+                scan,
+                start,
+                end,
+                ids.clone().map(Arc::new),
+                projection,
+            )?);
+        }
+        if !rows.is_empty() {
             // Only filters on the key columns go to the file scan (the
             // file's `value` alone is not the table's `value`); DataFusion
             // re-applies every filter above the scan (Inexact).
@@ -230,7 +256,7 @@ impl TableProvider for SamplesTable {
                 })
                 .cloned()
                 .collect();
-            let scan = table.scan(state, None, &key_filters, None).await?;
+            let scan = parquet_scan(state, &rows, legacy::row_schema(), &key_filters).await?;
             plans.push(value_projection(state, scan, projection)?);
         }
         let head = self.store.head_batch(ids.as_ref(), start, end);
@@ -243,7 +269,95 @@ impl TableProvider for SamplesTable {
     }
 }
 
-/// Maps a file scan (see [`file_schema`]) to the table schema (`value` =
+/// A DataFusion Parquet scan of the `data.parquet` of `blocks` (all of
+/// one layout, `schema`) with `filters` for row-group and page pruning.
+async fn parquet_scan(
+    state: &dyn Session,
+    blocks: &[Arc<Block>],
+    schema: SchemaRef,
+    filters: &[Expr],
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let urls = blocks
+        .iter()
+        .map(|b| ListingTableUrl::parse(b.data_path().to_string_lossy()))
+        .collect::<Result<Vec<_>>>()?;
+    let opts =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let cfg = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(opts)
+        .with_schema(schema);
+    ListingTable::try_new(cfg)?
+        .scan(state, None, filters, None)
+        .await
+}
+
+/// One partition of a chunk scan, decoded into samples-table rows.
+#[derive(Debug)]
+struct DecodedChunks {
+    scan: Arc<dyn ExecutionPlan>,
+    partition: usize,
+    start: i64,
+    end: i64,
+    ids: Option<Arc<HashSet<u64>>>,
+    schema: SchemaRef,
+}
+
+impl PartitionStream for DecodedChunks {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let (start, end, ids) = (self.start, self.end, self.ids.clone());
+        let decoded = match self.scan.execute(self.partition, ctx) {
+            Ok(input) => input
+                .map(move |batch| {
+                    let batch = batch?;
+                    let keep = |id: u64| ids.as_ref().is_none_or(|s| s.contains(&id));
+                    decode_chunks(&batch, start, end, keep)
+                        .map_err(|e| DataFusionError::External(e.into()))
+                })
+                .boxed(),
+            Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+        };
+        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), decoded))
+    }
+}
+
+/// Decodes the chunk rows of `scan` (see [`chunk_schema`]) into the table
+/// schema, keeping the series in `ids` and the samples in `[start, end]`,
+/// then applies `projection`.
+fn decode_chunks_exec(
+    scan: Arc<dyn ExecutionPlan>,
+    start: i64,
+    end: i64,
+    ids: Option<Arc<HashSet<u64>>>,
+    projection: Option<&Vec<usize>>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let parts = scan.properties().output_partitioning().partition_count();
+    let streams: Vec<Arc<dyn PartitionStream>> = (0..parts)
+        .map(|partition| {
+            Arc::new(DecodedChunks {
+                scan: scan.clone(),
+                partition,
+                start,
+                end,
+                ids: ids.clone(),
+                schema: samples_schema(),
+            }) as Arc<dyn PartitionStream>
+        })
+        .collect();
+    Ok(Arc::new(StreamingTableExec::try_new(
+        samples_schema(),
+        streams,
+        projection,
+        [],
+        false,
+        None,
+    )?))
+}
+
+/// Maps a row-format file scan (see [`legacy::row_schema`]) to the table schema (`value` =
 /// `(value_base + value_int × value_mult) / 10^value_scale` when `value_int`
 /// is set, else `value`), then applies `projection`.
 fn value_projection(
@@ -251,7 +365,7 @@ fn value_projection(
     scan: Arc<dyn ExecutionPlan>,
     projection: Option<&Vec<usize>>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    let df_schema = DFSchema::try_from(file_schema().as_ref().clone())?;
+    let df_schema = DFSchema::try_from(legacy::row_schema().as_ref().clone())?;
     let table = samples_schema();
     let all: Vec<usize> = (0..table.fields().len()).collect();
     let mut exprs = Vec::new();
@@ -274,7 +388,7 @@ fn value_projection(
                     )
                 };
                 let mut case = when(col("value_int").is_null(), col("value"));
-                for (k, p) in crate::block::SCALES.iter().enumerate() {
+                for (k, p) in legacy::SCALES.iter().enumerate() {
                     let scaled = if k == 0 { int() } else { int() / lit(*p) };
                     case = case.when(col("value_scale").eq(lit(k as i8)), scaled);
                 }

@@ -220,6 +220,7 @@ mod tests {
                 samples: 0,
                 series: 0,
                 bytes: 0,
+                format: crate::block::CHUNK_FORMAT,
                 replaces: replaces.iter().map(|s| s.to_string()).collect(),
             },
         }
