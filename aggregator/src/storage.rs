@@ -14,7 +14,7 @@ use crate::store::Store;
 use crate::table::SamplesTable;
 
 /// Series id lists up to this size are pushed into the scan as `IN (…)`.
-const MAX_IN_LIST: usize = 1024;
+pub(crate) const MAX_IN_LIST: usize = 1024;
 
 /// The PromQL engine's view of the store.
 pub struct StoreStorage {

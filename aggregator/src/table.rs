@@ -20,6 +20,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
+use datafusion::config::TableParquetOptions;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -281,8 +282,15 @@ async fn parquet_scan(
         .iter()
         .map(|b| ListingTableUrl::parse(b.data_path().to_string_lossy()))
         .collect::<Result<Vec<_>>>()?;
-    let opts =
-        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let mut parquet = TableParquetOptions::default();
+    // Series-id lists as long as the PromQL storage pushes down still
+    // prune row groups and pages (DataFusion's default stops at 20), and
+    // rows that fail the filters are not decoded.
+    parquet.global.max_in_list_size = crate::storage::MAX_IN_LIST;
+    parquet.global.pushdown_filters = true;
+    parquet.global.reorder_filters = true;
+    let format = ParquetFormat::default().with_options(parquet);
+    let opts = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
     let cfg = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(opts)
         .with_schema(schema);

@@ -263,7 +263,7 @@ mod tests {
         let mut x = 4_000_000_000i64;
         let gauge: Vec<i64> = (0..1000)
             .map(|_| {
-                if rng.next() % 10 == 0 {
+                if rng.next().is_multiple_of(10) {
                     x += (rng.next() % 2001) as i64 * 4096 - 1000 * 4096;
                 }
                 x

@@ -115,7 +115,7 @@ pub fn decode(buf: &mut &[u8], n: usize, out: &mut Vec<f64>) -> Result<(), Corru
         }
         FLOAT => {
             let vs: Vec<f64> =
-                pco::standalone::simple_decompress(*buf).map_err(|_| Corrupt("pco float chunk"))?;
+                pco::standalone::simple_decompress(buf).map_err(|_| Corrupt("pco float chunk"))?;
             if vs.len() != n {
                 return Err(Corrupt("float chunk holds the wrong number of values"));
             }

@@ -248,6 +248,8 @@ struct Figures {
     errors: usize,
     bytes_per_sample: Option<f64>,
     query_ms: Vec<Option<f64>>,
+    /// After a restart (Tidewatch: from the Parquet blocks).
+    restarted_query_ms: Vec<Option<f64>>,
 }
 
 async fn ingest(
@@ -390,21 +392,31 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // Tidewatch.
     let tw_dir = tmp.join("tidewatch");
     let port = free_port()?;
-    let mut cmd = Command::new(tidewatch_bin()?);
-    cmd.args([
-        "aggregator",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--data-dir",
-    ])
-    .arg(&tw_dir)
-    .env("RUST_LOG", "warn");
-    let mut tw = Server::spawn("tidewatch", cmd, port, &tmp)?;
+    let tw_cmd = || {
+        let mut cmd = Command::new(tidewatch_bin()?);
+        cmd.args([
+            "aggregator",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&tw_dir)
+        .env("RUST_LOG", "warn");
+        anyhow::Ok(cmd)
+    };
+    let mut tw = Server::spawn("tidewatch", tw_cmd()?, port, &tmp)?;
     tw.wait_ready(&client).await?;
     let mut twf = measure(&client, &mut tw, &shards, samples, &args).await?;
+    // Shutting down flushes the head into Parquet blocks.
     tw.terminate(Duration::from_secs(300))?;
     let bytes = dir_bytes(&tw_dir.join("aggregator/blocks"), &|_| true);
     twf.bytes_per_sample = Some(bytes as f64 / samples as f64);
+    // Restarted, every query reads the blocks.
+    let mut tw = Server::spawn("tidewatch", tw_cmd()?, port, &tmp)?;
+    tw.wait_ready(&client).await?;
+    println!("tidewatch: querying after restart…");
+    twf.restarted_query_ms = query_latency(&client, &tw.url, &args).await;
+    tw.terminate(Duration::from_secs(300))?;
 
     // Prometheus.
     let prom_dir = tmp.join("prometheus");
@@ -412,16 +424,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let cfg = prom_dir.join("prometheus.yml");
     std::fs::write(&cfg, "global:\n  scrape_interval: 15s\n")?;
     let port = free_port()?;
-    let mut cmd = Command::new("prometheus");
-    cmd.arg(format!("--config.file={}", cfg.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            prom_dir.join("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--web.enable-remote-write-receiver")
-        .arg("--web.enable-admin-api");
-    let mut prom = Server::spawn("prometheus", cmd, port, &tmp)?;
+    let prom_cmd = || {
+        let mut cmd = Command::new("prometheus");
+        cmd.arg(format!("--config.file={}", cfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                prom_dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.enable-remote-write-receiver")
+            .arg("--web.enable-admin-api");
+        cmd
+    };
+    let mut prom = Server::spawn("prometheus", prom_cmd(), port, &tmp)?;
     prom.wait_ready(&client).await?;
     let mut pf = measure(&client, &mut prom, &shards, samples, &args).await?;
     // A snapshot writes the head as a persisted (compacted) block.
@@ -435,6 +450,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let bytes = dir_bytes(&prom_dir.join("tsdb/snapshots").join(name), &|_| true);
         pf.bytes_per_sample = Some(bytes as f64 / samples as f64);
     }
+    prom.terminate(Duration::from_secs(120))?;
+    // Restarted, Prometheus replays its WAL into the head (2 h of data is
+    // not yet compacted into a block): its queries still read memory.
+    let mut prom = Server::spawn("prometheus", prom_cmd(), port, &tmp)?;
+    prom.wait_ready(&client).await?;
+    println!("prometheus: querying after restart…");
+    pf.restarted_query_ms = query_latency(&client, &prom.url, &args).await;
     prom.terminate(Duration::from_secs(120))?;
 
     print_table(&twf, &pf);
@@ -466,6 +488,7 @@ async fn measure(
         errors,
         bytes_per_sample: None,
         query_ms,
+        restarted_query_ms: Vec::new(),
     })
 }
 
@@ -503,13 +526,19 @@ fn print_table(tw: &Figures, p: &Figures) {
         opt(tw.bytes_per_sample, 2),
         opt(p.bytes_per_sample, 2),
     );
-    for (i, q) in QUERIES.iter().enumerate() {
-        let mut k = format!("median ms: {q}");
-        if k.len() > 44 {
-            k.truncate(43);
-            k.push('…');
+    for (what, tq, pq) in [
+        ("", &tw.query_ms, &p.query_ms),
+        ("restarted ", &tw.restarted_query_ms, &p.restarted_query_ms),
+    ] {
+        for (i, q) in QUERIES.iter().enumerate() {
+            let mut k = format!("{what}median ms: {q}");
+            if k.chars().count() > 44 {
+                k = k.chars().take(43).collect();
+                k.push('…');
+            }
+            let at = |v: &Vec<Option<f64>>| v.get(i).copied().flatten();
+            row(&k, opt(at(tq), 1), opt(at(pq), 1));
         }
-        row(&k, opt(tw.query_ms[i], 1), opt(p.query_ms[i], 1));
     }
 }
 
