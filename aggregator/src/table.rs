@@ -27,10 +27,14 @@ use datafusion::datasource::listing::{
 };
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
     Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
 };
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::filter_pushdown::FilterPushdown;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
@@ -293,10 +297,19 @@ async fn parquet_scan(
     let opts = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
     let cfg = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(opts)
-        .with_schema(schema);
-    ListingTable::try_new(cfg)?
+        .with_schema(schema.clone());
+    let scan = ListingTable::try_new(cfg)?
         .scan(state, None, filters, None)
-        .await
+        .await?;
+    // The listing table leaves filters to the physical optimizer, which
+    // does not see into the chunk decoder: push them into the Parquet
+    // source here (statistics and page-index pruning, row filters).
+    let Some(predicate) = conjunction(filters.iter().cloned()) else {
+        return Ok(scan);
+    };
+    let predicate = state.create_physical_expr(predicate, &DFSchema::try_from(schema)?)?;
+    let filtered = Arc::new(FilterExec::try_new(predicate, scan)?);
+    FilterPushdown::new().optimize(filtered, state.config_options())
 }
 
 /// One partition of a chunk scan, decoded into samples-table rows.
