@@ -14,7 +14,7 @@ use crate::store::Store;
 use crate::table::SamplesTable;
 
 /// Series id lists up to this size are pushed into the scan as `IN (…)`.
-pub(crate) const MAX_IN_LIST: usize = 1024;
+const MAX_IN_LIST: usize = 1024;
 
 /// The PromQL engine's view of the store.
 pub struct StoreStorage {
@@ -36,6 +36,7 @@ impl StoreStorage {
 
     async fn select_impl(&self, req: SelectRequest) -> Result<Vec<Series>, StorageError> {
         let err = |e: datafusion::error::DataFusionError| StorageError(e.to_string());
+        let t0 = std::time::Instant::now();
         let ids = self
             .store
             .state
@@ -65,7 +66,19 @@ impl StoreStorage {
                 .filter(col("series_id").in_list(ids.iter().map(|i| lit(*i)).collect(), false))
                 .map_err(err)?;
         }
-        let parts = df.collect_partitioned().await.map_err(err)?;
+        let t1 = t0.elapsed();
+        let plan = df.create_physical_plan().await.map_err(err)?;
+        let t2 = t0.elapsed();
+        let parts = datafusion::physical_plan::collect_partitioned(plan, self.ctx.task_ctx())
+            .await
+            .map_err(err)?;
+        eprintln!(
+            "TIMING ids={} df={:?} plan={:?} exec={:?}",
+            ids.len(),
+            t1,
+            t2,
+            t0.elapsed()
+        );
         let mut acc: HashMap<u64, (Vec<i64>, Vec<f64>)> = HashMap::new();
         let mut total = 0usize;
         for batch in parts.iter().flatten() {

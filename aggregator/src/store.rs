@@ -171,10 +171,7 @@ impl Store {
                 continue;
             }
             match block::read_meta(&e.path()) {
-                Ok(meta) => loaded.push(Block {
-                    meta,
-                    dir: e.path(),
-                }),
+                Ok(meta) => loaded.push(Block::new(meta, e.path())),
                 Err(err) => tracing::warn!(block = %name, "skipping unreadable block: {err}"),
             }
         }

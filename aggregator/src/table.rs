@@ -21,11 +21,15 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
 use datafusion::config::TableParquetOptions;
+use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
@@ -42,7 +46,9 @@ use datafusion::physical_plan::union::UnionExec;
 use datafusion::prelude::{SessionConfig, SessionContext, cast, col, lit, when};
 use futures::StreamExt;
 
-use crate::block::{Block, chunk_schema, decode_chunks, labels_json, legacy, samples_schema};
+use crate::block::{
+    Block, chunk_schema, decode_chunks, labels_json, legacy, prune, samples_schema,
+};
 use crate::store::Store;
 
 /// The `samples` table: head plus blocks.
@@ -222,31 +228,19 @@ impl TableProvider for SamplesTable {
             .blocks_overlapping(start, end)
             .into_iter()
             .partition(|b| b.is_chunked());
-        // Filters on the series id prune row groups and pages as they are.
-        let id_filters: Vec<Expr> = filters
-            .iter()
-            .filter(|f| f.column_refs().iter().all(|c| c.name == "series_id"))
-            .cloned()
-            .collect();
         if !chunked.is_empty() {
-            // A chunk overlaps [start, end] when max_t >= start and
-            // min_t <= end: those prune by the chunks' statistics.
-            let ts = |t: i64| lit(ScalarValue::TimestampMillisecond(Some(t), None));
-            let mut chunk_filters = id_filters.clone();
-            if start > i64::MIN {
-                chunk_filters.push(col("max_t").gt_eq(ts(start)));
+            if let Some((scan, block_ids)) =
+                chunk_scan(state, &chunked, ids.as_ref(), start, end).await?
+            {
+                plans.push(decode_chunks_exec(
+                    scan,
+                    block_ids,
+                    start,
+                    end,
+                    ids.clone().map(Arc::new),
+                    projection,
+                )?);
             }
-            if end < i64::MAX {
-                chunk_filters.push(col("min_t").lt_eq(ts(end)));
-            }
-            let scan = parquet_scan(state, &chunked, chunk_schema(), &chunk_filters).await?;
-            plans.push(decode_chunks_exec(
-                scan,
-                start,
-                end,
-                ids.clone().map(Arc::new),
-                projection,
-            )?);
         }
         if !rows.is_empty() {
             // Only filters on the key columns go to the file scan (the
@@ -274,8 +268,82 @@ impl TableProvider for SamplesTable {
     }
 }
 
-/// A DataFusion Parquet scan of the `data.parquet` of `blocks` (all of
-/// one layout, `schema`) with `filters` for row-group and page pruning.
+/// DataFusion's Parquet scan of the chunk-format blocks, one partition
+/// per block (returned with the block's series ids, which its chunks'
+/// `series` index), `None` when no block can hold a wanted series. Row
+/// groups and pages without the series `ids` are skipped by an access plan
+/// per file (see [`prune`]), and the time range prunes by the chunks'
+/// `min_t`/`max_t` statistics (a chunk overlaps `[start, end]` when
+/// `max_t >= start` and `min_t <= end`).
+async fn chunk_scan(
+    state: &dyn Session,
+    blocks: &[Arc<Block>],
+    ids: Option<&HashSet<u64>>,
+    start: i64,
+    end: i64,
+) -> Result<Option<(Arc<dyn ExecutionPlan>, Vec<Arc<Vec<u64>>>)>> {
+    let ext = |e: anyhow::Error| DataFusionError::External(e.into());
+    let mut groups = Vec::with_capacity(blocks.len());
+    let mut block_ids = Vec::with_capacity(blocks.len());
+    for b in blocks {
+        let (size, footer) = b.data_footer().map_err(ext)?;
+        let series_ids = b.series_ids().map_err(ext)?;
+        let path = b
+            .data_path()
+            .to_string_lossy()
+            .trim_start_matches('/')
+            .to_string();
+        let mut file = PartitionedFile::new(path, size);
+        if let Some(ids) = ids {
+            let wanted: Vec<u32> = (0..series_ids.len() as u32)
+                .filter(|&s| ids.contains(&series_ids[s as usize]))
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            file = file.with_extension(prune::access_plan(&footer, &wanted));
+        }
+        groups.push(FileGroup::from(vec![file]));
+        block_ids.push(series_ids);
+    }
+    if groups.is_empty() {
+        return Ok(None);
+    }
+    let ts = |t: i64| lit(ScalarValue::TimestampMillisecond(Some(t), None));
+    let mut time = Vec::new();
+    if start > i64::MIN {
+        time.push(col("max_t").gt_eq(ts(start)));
+    }
+    if end < i64::MAX {
+        time.push(col("min_t").lt_eq(ts(end)));
+    }
+    let options = parquet_options(false);
+    let mut source = ParquetSource::new(chunk_schema()).with_table_parquet_options(options.clone());
+    if let Some(time) = conjunction(time) {
+        let schema = DFSchema::try_from(chunk_schema().as_ref().clone())?;
+        source = source.with_predicate(state.create_physical_expr(time, &schema)?);
+    }
+    let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
+        .with_file_groups(groups)
+        .build();
+    let scan = ParquetFormat::default()
+        .with_options(options)
+        .create_physical_plan(state, config)
+        .await?;
+    Ok(Some((scan, block_ids)))
+}
+
+/// Parquet options of the block scans: `pushdown_filters` evaluates the
+/// filters on rows before the other columns are decoded.
+fn parquet_options(pushdown_filters: bool) -> TableParquetOptions {
+    let mut parquet = TableParquetOptions::default();
+    parquet.global.pushdown_filters = pushdown_filters;
+    parquet.global.reorder_filters = pushdown_filters;
+    parquet
+}
+
+/// DataFusion's Parquet scan of the row-format blocks with `filters` for
+/// row-group and page pruning and row filtering.
 async fn parquet_scan(
     state: &dyn Session,
     blocks: &[Arc<Block>],
@@ -286,14 +354,7 @@ async fn parquet_scan(
         .iter()
         .map(|b| ListingTableUrl::parse(b.data_path().to_string_lossy()))
         .collect::<Result<Vec<_>>>()?;
-    let mut parquet = TableParquetOptions::default();
-    // Series-id lists as long as the PromQL storage pushes down still
-    // prune row groups and pages (DataFusion's default stops at 20), and
-    // rows that fail the filters are not decoded.
-    parquet.global.max_in_list_size = crate::storage::MAX_IN_LIST;
-    parquet.global.pushdown_filters = true;
-    parquet.global.reorder_filters = true;
-    let format = ParquetFormat::default().with_options(parquet);
+    let format = ParquetFormat::default().with_options(parquet_options(true));
     let opts = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
     let cfg = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(opts)
@@ -317,6 +378,8 @@ async fn parquet_scan(
 struct DecodedChunks {
     scan: Arc<dyn ExecutionPlan>,
     partition: usize,
+    /// The partition's block's series ids.
+    block_ids: Arc<Vec<u64>>,
     start: i64,
     end: i64,
     ids: Option<Arc<HashSet<u64>>>,
@@ -330,12 +393,13 @@ impl PartitionStream for DecodedChunks {
 
     fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let (start, end, ids) = (self.start, self.end, self.ids.clone());
+        let block_ids = self.block_ids.clone();
         let decoded = match self.scan.execute(self.partition, ctx) {
             Ok(input) => input
                 .map(move |batch| {
                     let batch = batch?;
                     let keep = |id: u64| ids.as_ref().is_none_or(|s| s.contains(&id));
-                    decode_chunks(&batch, start, end, keep)
+                    decode_chunks(&batch, &block_ids, start, end, keep)
                         .map_err(|e| DataFusionError::External(e.into()))
                 })
                 .boxed(),
@@ -345,22 +409,26 @@ impl PartitionStream for DecodedChunks {
     }
 }
 
-/// Decodes the chunk rows of `scan` (see [`chunk_schema`]) into the table
+/// Decodes the chunk rows of `scan` (see [`chunk_schema`]; partition `i`
+/// reads the block whose series ids are `block_ids[i]`) into the table
 /// schema, keeping the series in `ids` and the samples in `[start, end]`,
 /// then applies `projection`.
 fn decode_chunks_exec(
     scan: Arc<dyn ExecutionPlan>,
+    block_ids: Vec<Arc<Vec<u64>>>,
     start: i64,
     end: i64,
     ids: Option<Arc<HashSet<u64>>>,
     projection: Option<&Vec<usize>>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    let parts = scan.properties().output_partitioning().partition_count();
-    let streams: Vec<Arc<dyn PartitionStream>> = (0..parts)
-        .map(|partition| {
+    let streams: Vec<Arc<dyn PartitionStream>> = block_ids
+        .into_iter()
+        .enumerate()
+        .map(|(partition, block_ids)| {
             Arc::new(DecodedChunks {
                 scan: scan.clone(),
                 partition,
+                block_ids,
                 start,
                 end,
                 ids: ids.clone(),

@@ -1,16 +1,16 @@
 //! Parquet blocks: one directory per block under `blocks/`, holding
 //!
 //! - `data.parquet`: one row per series chunk (up to
-//!   [`MAX_CHUNK_SAMPLES`] samples of one series), sorted by series then
-//!   time: `series_id`, `min_t`, `max_t`, `samples`, and the chunk's
-//!   `timestamps` and `values` encoded by [`crate::codec`] (bit-packed
-//!   changes: a regular scrape's timestamps cost a few bytes per chunk, a
-//!   decimal value about the bits of its change); zstd compressed, with
-//!   row-group and page statistics on `series_id`, `min_t` and `max_t` for
-//!   pruning;
+//!   [`MAX_CHUNK_SAMPLES`] samples of one series), sorted by series (in
+//!   label order: a metric's series are adjacent) then time: `series` (the
+//!   series' row in `series.parquet`), `min_t`, `max_t`, `samples`, and the
+//!   chunk's `timestamps` and `values` encoded by [`crate::codec`]
+//!   (bit-packed changes: a regular scrape's timestamps cost a few bytes
+//!   per chunk, a decimal value about the bits of its change); page
+//!   statistics on `series`, `min_t` and `max_t` for pruning;
 //! - `series.parquet`: the block's series index (`labels` as a JSON object,
-//!   sorted; the series id is their stable hash), loaded into the in-memory
-//!   postings at start-up;
+//!   sorted by labels; the series id is their stable hash), loaded into the
+//!   in-memory postings at start-up;
 //! - `meta.json`: time range, counts, partition, format, and the blocks it
 //!   replaces (compaction).
 //!
@@ -21,11 +21,12 @@
 //! never leaves a half-written block visible.
 
 pub mod legacy;
+pub mod prune;
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{
     Array, ArrayRef, BinaryArray, BinaryBuilder, Float64Array, StringArray,
@@ -36,6 +37,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
+use datafusion::parquet::file::metadata::ParquetMetaData;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
@@ -48,10 +50,10 @@ use crate::head::MemSeries;
 pub const MAX_CHUNK_SAMPLES: usize = 2048;
 
 /// Chunks (rows) per Parquet row group (pruning granularity by series).
-const ROW_GROUP_CHUNKS: usize = 1024;
+const ROW_GROUP_CHUNKS: usize = 4096;
 
 /// Chunks per data page (page-index pruning inside a row group).
-const PAGE_CHUNKS: usize = 64;
+const PAGE_CHUNKS: usize = 128;
 
 /// `meta.json`'s `format` of blocks in the chunk layout (absent: rows).
 pub const CHUNK_FORMAT: u32 = 1;
@@ -73,7 +75,7 @@ pub fn samples_schema() -> SchemaRef {
 pub fn chunk_schema() -> SchemaRef {
     let ts = || DataType::Timestamp(TimeUnit::Millisecond, None);
     Arc::new(Schema::new(vec![
-        Field::new("series_id", DataType::UInt64, false),
+        Field::new("series", DataType::UInt32, false),
         Field::new("min_t", ts(), false),
         Field::new("max_t", ts(), false),
         Field::new("samples", DataType::UInt32, false),
@@ -123,9 +125,47 @@ pub struct Block {
     pub meta: BlockMeta,
     /// Its directory.
     pub dir: PathBuf,
+    /// `data.parquet`'s size and footer with page index, read on first use.
+    data_footer: OnceLock<(u64, Arc<ParquetMetaData>)>,
+    /// Series ids in `series.parquet` order, read on first use.
+    series_ids: OnceLock<Arc<Vec<u64>>>,
 }
 
 impl Block {
+    /// The block in `dir` described by `meta`.
+    pub fn new(meta: BlockMeta, dir: PathBuf) -> Self {
+        Block {
+            meta,
+            dir,
+            data_footer: OnceLock::new(),
+            series_ids: OnceLock::new(),
+        }
+    }
+
+    /// The ids of the block's series in `series.parquet` order: a chunk's
+    /// `series` indexes it (read once, then cached).
+    pub fn series_ids(&self) -> anyhow::Result<Arc<Vec<u64>>> {
+        if let Some(ids) = self.series_ids.get() {
+            return Ok(ids.clone());
+        }
+        let ids: Vec<u64> = read_series(&self.dir)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        Ok(self.series_ids.get_or_init(|| Arc::new(ids)).clone())
+    }
+
+    /// `data.parquet`'s size and its footer with the page index (read
+    /// once, then cached: blocks never change).
+    pub fn data_footer(&self) -> anyhow::Result<(u64, Arc<ParquetMetaData>)> {
+        if let Some(f) = self.data_footer.get() {
+            return Ok(f.clone());
+        }
+        let size = std::fs::metadata(self.data_path())?.len();
+        let md = prune::read_metadata(&self.data_path())?;
+        Ok(self.data_footer.get_or_init(|| (size, md)).clone())
+    }
+
     /// Path of `data.parquet`.
     pub fn data_path(&self) -> PathBuf {
         self.dir.join("data.parquet")
@@ -154,25 +194,30 @@ fn writer_props() -> WriterProperties {
         ))
         .set_max_row_group_row_count(Some(ROW_GROUP_CHUNKS))
         .set_data_page_row_count_limit(PAGE_CHUNKS)
+        // The page row limit is only checked between write batches.
+        .set_write_batch_size(PAGE_CHUNKS)
         .set_statistics_enabled(EnabledStatistics::Page);
-    // The encoded chunks are bit-packed already (zstd finds little) and
-    // nothing prunes by them.
+    // Nothing prunes by the encoded chunks. zstd still finds the chunk
+    // headers (first timestamp, scrape interval, first value) that repeat
+    // across series; the small key columns are not compressed, which also
+    // spares a zstd context per column chunk and query.
     for c in ["timestamps", "values"] {
         b = b
             .set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::None)
             .set_column_dictionary_enabled(ColumnPath::from(c), false);
     }
-    // Sorted hashes, one per chunk: deltas beat a dictionary.
-    b.set_column_dictionary_enabled(ColumnPath::from("series_id"), false)
-        .set_column_encoding(ColumnPath::from("series_id"), Encoding::DELTA_BINARY_PACKED)
-        .set_column_dictionary_enabled(ColumnPath::from("min_t"), false)
-        .set_column_dictionary_enabled(ColumnPath::from("max_t"), false)
-        .build()
+    for c in ["series", "min_t", "max_t", "samples"] {
+        b = b
+            .set_column_dictionary_enabled(ColumnPath::from(c), false)
+            .set_column_encoding(ColumnPath::from(c), Encoding::DELTA_BINARY_PACKED)
+            .set_column_compression(ColumnPath::from(c), Compression::UNCOMPRESSED);
+    }
+    b.build()
 }
 
 /// Rows of `data.parquet` being accumulated.
 struct Chunks {
-    ids: Vec<u64>,
+    series: Vec<u32>,
     min_t: Vec<i64>,
     max_t: Vec<i64>,
     samples: Vec<u32>,
@@ -184,7 +229,7 @@ struct Chunks {
 impl Chunks {
     fn new() -> Self {
         Chunks {
-            ids: Vec::new(),
+            series: Vec::new(),
             min_t: Vec::new(),
             max_t: Vec::new(),
             samples: Vec::new(),
@@ -195,12 +240,12 @@ impl Chunks {
     }
 
     fn len(&self) -> usize {
-        self.ids.len()
+        self.series.len()
     }
 
     /// Appends one chunk (`ts` non-empty, sorted).
-    fn push(&mut self, id: u64, ts: &[i64], vs: &[f64]) {
-        self.ids.push(id);
+    fn push(&mut self, series: u32, ts: &[i64], vs: &[f64]) {
+        self.series.push(series);
         self.min_t.push(ts[0]);
         self.max_t.push(ts[ts.len() - 1]);
         self.samples.push(ts.len() as u32);
@@ -214,11 +259,11 @@ impl Chunks {
 
     /// Writes the accumulated chunks as one row group.
     fn write_to(&mut self, w: &mut ArrowWriter<File>) -> anyhow::Result<()> {
-        if self.ids.is_empty() {
+        if self.series.is_empty() {
             return Ok(());
         }
         let cols: Vec<ArrayRef> = vec![
-            Arc::new(UInt64Array::from(std::mem::take(&mut self.ids))),
+            Arc::new(UInt32Array::from(std::mem::take(&mut self.series))),
             Arc::new(TimestampMillisecondArray::from(std::mem::take(
                 &mut self.min_t,
             ))),
@@ -244,7 +289,9 @@ pub fn write_block(
     mut series: Vec<SeriesRef<'_>>,
     replaces: Vec<String>,
 ) -> anyhow::Result<Block> {
-    series.sort_unstable_by_key(|s| s.id);
+    // Label order: a metric's series are adjacent, so a selection reads
+    // few pages.
+    series.sort_unstable_by(|a, b| a.labels.cmp(b.labels));
     let tmp = root.join(format!(".tmp-{name}"));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
@@ -256,7 +303,7 @@ pub fn write_block(
     )?;
     let (mut min_t, mut max_t, mut samples) = (i64::MAX, i64::MIN, 0u64);
     let mut chunks = Chunks::new();
-    for s in &series {
+    for (ordinal, s) in series.iter().enumerate() {
         let d = s.data;
         if d.timestamps.is_empty() {
             continue;
@@ -269,7 +316,7 @@ pub fn write_block(
             .chunks(MAX_CHUNK_SAMPLES)
             .zip(d.values.chunks(MAX_CHUNK_SAMPLES))
         {
-            chunks.push(s.id, ts, vs);
+            chunks.push(ordinal as u32, ts, vs);
             if chunks.len() >= ROW_GROUP_CHUNKS {
                 chunks.write_to(&mut w)?;
             }
@@ -287,10 +334,10 @@ pub fn write_block(
                 .build(),
         ),
     )?;
-    // Sorted by labels, similar rows are adjacent (compresses better); the
-    // id is not stored: it is the labels' stable hash.
-    let mut labels: Vec<String> = series.iter().map(|s| labels_json(s.labels)).collect();
-    labels.sort_unstable();
+    // In the chunks' order (by labels: similar rows are adjacent, which
+    // compresses better); the id is not stored: it is the labels' stable
+    // hash.
+    let labels: Vec<String> = series.iter().map(|s| labels_json(s.labels)).collect();
     sw.write(&RecordBatch::try_new(
         series_schema(),
         vec![Arc::new(StringArray::from(labels))],
@@ -318,7 +365,7 @@ pub fn write_block(
     let dir = root.join(name);
     std::fs::rename(&tmp, &dir)?;
     File::open(root)?.sync_all()?;
-    Ok(Block { meta, dir })
+    Ok(Block::new(meta, dir))
 }
 
 /// Labels as a JSON object (`{"__name__":"up","job":"x"}`).
@@ -364,7 +411,7 @@ pub fn read_series(dir: &Path) -> anyhow::Result<Vec<(u64, Labels)>> {
 
 /// The columns of a chunk-format batch.
 struct ChunkColumns<'a> {
-    ids: &'a UInt64Array,
+    series: &'a UInt32Array,
     samples: &'a UInt32Array,
     timestamps: &'a BinaryArray,
     values: &'a BinaryArray,
@@ -379,11 +426,19 @@ impl<'a> ChunkColumns<'a> {
                 .ok_or_else(|| anyhow::anyhow!("data.parquet: column {name} missing or mistyped"))
         }
         Ok(ChunkColumns {
-            ids: get(batch, "series_id")?,
+            series: get(batch, "series")?,
             samples: get(batch, "samples")?,
             timestamps: get(batch, "timestamps")?,
             values: get(batch, "values")?,
         })
+    }
+
+    /// The series id of row `i`, given the block's ids.
+    fn id(&self, i: usize, ids: &[u64]) -> anyhow::Result<u64> {
+        let s = self.series.value(i);
+        ids.get(s as usize)
+            .copied()
+            .ok_or_else(|| anyhow::anyhow!("data.parquet: series {s} not in series.parquet"))
     }
 
     /// Decodes row `i` into `ts`/`vs` (cleared first).
@@ -391,28 +446,31 @@ impl<'a> ChunkColumns<'a> {
         let n = self.samples.value(i) as usize;
         ts.clear();
         vs.clear();
-        let id = self.ids.value(i);
-        let err = |e: codec::Corrupt| anyhow::anyhow!("data.parquet: series {id}: {e}");
+        let s = self.series.value(i);
+        let err = |e: codec::Corrupt| anyhow::anyhow!("data.parquet: series {s}: {e}");
         codec::decode_timestamps(self.timestamps.value(i), n, ts).map_err(err)?;
         codec::decode_values(self.values.value(i), n, vs).map_err(err)?;
         Ok(())
     }
 }
 
-/// Decodes a batch of `data.parquet` chunk rows into samples-table rows:
-/// the chunks of the series `keep` accepts, their samples in
-/// `[start, end]`.
+/// Decodes a batch of chunk rows of the block whose series ids are `ids`
+/// (see [`Block::series_ids`]) into samples-table rows: the chunks of the
+/// series `keep` accepts, their samples in `[start, end]`.
 pub fn decode_chunks(
     batch: &RecordBatch,
+    ids: &[u64],
     start: i64,
     end: i64,
     keep: impl Fn(u64) -> bool,
 ) -> anyhow::Result<RecordBatch> {
     let cols = ChunkColumns::of(batch)?;
-    let rows: usize = (0..batch.num_rows())
-        .filter(|&i| keep(cols.ids.value(i)))
-        .map(|i| cols.samples.value(i) as usize)
-        .sum();
+    let mut rows = 0;
+    for i in 0..batch.num_rows() {
+        if keep(cols.id(i, ids)?) {
+            rows += cols.samples.value(i) as usize;
+        }
+    }
     let (mut out_ids, mut out_ts, mut out_vs) = (
         Vec::with_capacity(rows),
         Vec::with_capacity(rows),
@@ -420,7 +478,7 @@ pub fn decode_chunks(
     );
     let (mut ts, mut vs) = (Vec::new(), Vec::new());
     for i in 0..batch.num_rows() {
-        let id = cols.ids.value(i);
+        let id = cols.id(i, ids)?;
         if !keep(id) {
             continue;
         }
@@ -450,6 +508,7 @@ pub fn read_samples(dir: &Path, mut f: impl FnMut(u64, &[i64], &[f64])) -> anyho
     if read_meta(dir)?.format != CHUNK_FORMAT {
         return legacy::read_samples(dir, f);
     }
+    let ids: Vec<u64> = read_series(dir)?.into_iter().map(|(id, _)| id).collect();
     let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(dir.join("data.parquet"))?)?
         .with_batch_size(ROW_GROUP_CHUNKS)
         .build()?;
@@ -459,7 +518,7 @@ pub fn read_samples(dir: &Path, mut f: impl FnMut(u64, &[i64], &[f64])) -> anyho
         let cols = ChunkColumns::of(&batch)?;
         for i in 0..batch.num_rows() {
             cols.decode(i, &mut ts, &mut vs)?;
-            f(cols.ids.value(i), &ts, &vs);
+            f(cols.id(i, &ids)?, &ts, &vs);
         }
     }
     Ok(())
@@ -677,7 +736,9 @@ mod tests {
         );
         let mut got = Vec::new();
         for batch in reader {
-            let out = decode_chunks(&batch.unwrap(), lo, hi, |id| id == l.stable_hash()).unwrap();
+            let ids = b.series_ids().unwrap();
+            let out =
+                decode_chunks(&batch.unwrap(), &ids, lo, hi, |id| id == l.stable_hash()).unwrap();
             let (ids, ts, vs) = sample_columns(&out).unwrap();
             assert!(ids.values().iter().all(|&i| i == l.stable_hash()));
             got.extend(ts.values().iter().copied().zip(vs.values().iter().copied()));
