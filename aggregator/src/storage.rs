@@ -13,9 +13,6 @@ use crate::block::sample_columns;
 use crate::store::Store;
 use crate::table::SamplesTable;
 
-/// Series id lists up to this size are pushed into the scan as `IN (…)`.
-const MAX_IN_LIST: usize = 1024;
-
 /// The PromQL engine's view of the store.
 pub struct StoreStorage {
     store: Arc<Store>,
@@ -36,7 +33,6 @@ impl StoreStorage {
 
     async fn select_impl(&self, req: SelectRequest) -> Result<Vec<Series>, StorageError> {
         let err = |e: datafusion::error::DataFusionError| StorageError(e.to_string());
-        let t0 = std::time::Instant::now();
         let ids = self
             .store
             .state
@@ -48,10 +44,10 @@ impl StoreStorage {
         }
         let ts = |t: i64| lit(ScalarValue::TimestampMillisecond(Some(t), None));
         let wanted: Arc<HashSet<u64>> = Arc::new(ids.iter().copied().collect());
-        // The head reads only the wanted series; blocks prune by the `IN`
-        // list when it is short enough.
+        // The head and the blocks read only the wanted series (see
+        // `SamplesTable::scan`).
         let table = SamplesTable::for_series(self.store.clone(), wanted.clone());
-        let mut df = self
+        let df = self
             .ctx
             .read_table(Arc::new(table))
             .map_err(err)?
@@ -61,24 +57,7 @@ impl StoreStorage {
                     .and(col("timestamp").lt_eq(ts(req.end_ms))),
             )
             .map_err(err)?;
-        if ids.len() <= MAX_IN_LIST {
-            df = df
-                .filter(col("series_id").in_list(ids.iter().map(|i| lit(*i)).collect(), false))
-                .map_err(err)?;
-        }
-        let t1 = t0.elapsed();
-        let plan = df.create_physical_plan().await.map_err(err)?;
-        let t2 = t0.elapsed();
-        let parts = datafusion::physical_plan::collect_partitioned(plan, self.ctx.task_ctx())
-            .await
-            .map_err(err)?;
-        eprintln!(
-            "TIMING ids={} df={:?} plan={:?} exec={:?}",
-            ids.len(),
-            t1,
-            t2,
-            t0.elapsed()
-        );
+        let parts = df.collect_partitioned().await.map_err(err)?;
         let mut acc: HashMap<u64, (Vec<i64>, Vec<f64>)> = HashMap::new();
         let mut total = 0usize;
         for batch in parts.iter().flatten() {

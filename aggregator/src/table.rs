@@ -51,6 +51,10 @@ use crate::block::{
 };
 use crate::store::Store;
 
+/// Series id lists up to this size are pushed into row-format block scans
+/// as `IN (…)` (DataFusion prunes by lists of up to 20 ids).
+const MAX_ROW_FORMAT_IN_LIST: usize = 20;
+
 /// The `samples` table: head plus blocks.
 #[derive(Debug)]
 pub struct SamplesTable {
@@ -246,7 +250,7 @@ impl TableProvider for SamplesTable {
             // Only filters on the key columns go to the file scan (the
             // file's `value` alone is not the table's `value`); DataFusion
             // re-applies every filter above the scan (Inexact).
-            let key_filters: Vec<Expr> = filters
+            let mut key_filters: Vec<Expr> = filters
                 .iter()
                 .filter(|f| {
                     f.column_refs()
@@ -255,6 +259,14 @@ impl TableProvider for SamplesTable {
                 })
                 .cloned()
                 .collect();
+            // A short list of the wanted series prunes row groups and pages.
+            if let Some(ids) = ids
+                .as_ref()
+                .filter(|ids| ids.len() <= MAX_ROW_FORMAT_IN_LIST)
+            {
+                key_filters
+                    .push(col("series_id").in_list(ids.iter().map(|i| lit(*i)).collect(), false));
+            }
             let scan = parquet_scan(state, &rows, legacy::row_schema(), &key_filters).await?;
             plans.push(value_projection(state, scan, projection)?);
         }
@@ -295,9 +307,7 @@ async fn chunk_scan(
             .to_string();
         let mut file = PartitionedFile::new(path, size);
         if let Some(ids) = ids {
-            let wanted: Vec<u32> = (0..series_ids.len() as u32)
-                .filter(|&s| ids.contains(&series_ids[s as usize]))
-                .collect();
+            let wanted = b.series_of(ids).map_err(ext)?;
             if wanted.is_empty() {
                 continue;
             }

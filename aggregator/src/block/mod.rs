@@ -23,7 +23,7 @@
 pub mod legacy;
 pub mod prune;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -129,6 +129,8 @@ pub struct Block {
     data_footer: OnceLock<(u64, Arc<ParquetMetaData>)>,
     /// Series ids in `series.parquet` order, read on first use.
     series_ids: OnceLock<Arc<Vec<u64>>>,
+    /// Inverse of `series_ids`, built on first use.
+    series_index: OnceLock<HashMap<u64, u32>>,
 }
 
 impl Block {
@@ -139,7 +141,28 @@ impl Block {
             dir,
             data_footer: OnceLock::new(),
             series_ids: OnceLock::new(),
+            series_index: OnceLock::new(),
         }
+    }
+
+    /// The `series` values (sorted) of those of `ids` the block holds.
+    pub fn series_of(&self, ids: &HashSet<u64>) -> anyhow::Result<Vec<u32>> {
+        let all = self.series_ids()?;
+        let mut out: Vec<u32> = if ids.len() * 8 < all.len() {
+            let index = self.series_index.get_or_init(|| {
+                all.iter()
+                    .enumerate()
+                    .map(|(s, id)| (*id, s as u32))
+                    .collect()
+            });
+            ids.iter().filter_map(|id| index.get(id).copied()).collect()
+        } else {
+            (0..all.len() as u32)
+                .filter(|&s| ids.contains(&all[s as usize]))
+                .collect()
+        };
+        out.sort_unstable();
+        Ok(out)
     }
 
     /// The ids of the block's series in `series.parquet` order: a chunk's
