@@ -115,6 +115,15 @@ impl<'a> BitReader<'a> {
         if width == 0 {
             return Ok(0);
         }
+        // Fast path: one 8-byte load holds at least 57 bits from `pos`.
+        let byte = self.pos / 8;
+        if width <= 57
+            && let Some(w) = self.buf.get(byte..byte + 8)
+        {
+            let v = u64::from_le_bytes(w.try_into().expect("8 bytes")) >> (self.pos % 8);
+            self.pos += width as usize;
+            return Ok(v & ((1 << width) - 1));
+        }
         let v = self.peek();
         self.advance(width as usize)?;
         Ok(if width == 64 {
