@@ -5,7 +5,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use datafusion::catalog::TableProvider;
 use datafusion::common::ScalarValue;
+use datafusion::physical_plan::collect_partitioned;
 use datafusion::prelude::{SessionContext, col, lit};
 use tidewatch_promql::storage::{SelectFuture, SelectRequest, Series, Storage, StorageError};
 
@@ -46,18 +48,19 @@ impl StoreStorage {
         let wanted: Arc<HashSet<u64>> = Arc::new(ids.iter().copied().collect());
         // The head and the blocks read only the wanted series (see
         // `SamplesTable::scan`).
+        // The table's scan plan is executed directly: it already restricts
+        // to the series and (with the time filter) to the range, so the
+        // logical and physical optimizers (about a millisecond per query)
+        // have nothing to add.
         let table = SamplesTable::for_series(self.store.clone(), wanted.clone());
-        let df = self
-            .ctx
-            .read_table(Arc::new(table))
-            .map_err(err)?
-            .filter(
-                col("timestamp")
-                    .gt_eq(ts(req.start_ms))
-                    .and(col("timestamp").lt_eq(ts(req.end_ms))),
-            )
+        let state = self.ctx.state();
+        let time = col("timestamp")
+            .gt_eq(ts(req.start_ms))
+            .and(col("timestamp").lt_eq(ts(req.end_ms)));
+        let plan = table.scan(&state, None, &[time], None).await.map_err(err)?;
+        let parts = collect_partitioned(plan, state.task_ctx())
+            .await
             .map_err(err)?;
-        let parts = df.collect_partitioned().await.map_err(err)?;
         let mut acc: HashMap<u64, (Vec<i64>, Vec<f64>)> = HashMap::new();
         let mut total = 0usize;
         for batch in parts.iter().flatten() {
@@ -71,16 +74,29 @@ impl StoreStorage {
                     j += 1;
                 }
                 if wanted.contains(&id) {
-                    total += j - i;
+                    let (ts, vs) = (&t.values()[i..j], &v.values()[i..j]);
+                    let e = acc.entry(id).or_default();
+                    let before = e.0.len();
+                    let inside = |t: &i64| (req.start_ms..=req.end_ms).contains(t);
+                    if ts.iter().all(inside) {
+                        e.0.extend_from_slice(ts);
+                        e.1.extend_from_slice(vs);
+                    } else {
+                        // Row-format blocks may return rows around the range.
+                        for (t, v) in ts.iter().zip(vs) {
+                            if inside(t) {
+                                e.0.push(*t);
+                                e.1.push(*v);
+                            }
+                        }
+                    }
+                    total += e.0.len() - before;
                     if total > self.max_samples {
                         return Err(StorageError(
                             "query processing would load too many samples into memory in query execution"
                                 .into(),
                         ));
                     }
-                    let e = acc.entry(id).or_default();
-                    e.0.extend_from_slice(&t.values()[i..j]);
-                    e.1.extend_from_slice(&v.values()[i..j]);
                 }
                 i = j;
             }
