@@ -111,7 +111,13 @@ impl Target for AggregatorTarget {
 fn shared_dir() -> PathBuf {
     std::env::var_os("TIDEWATCH_SHARED")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+        .unwrap_or_else(|| {
+            PathBuf::from(
+                std::env::var_os("CARGO_MANIFEST_DIR")
+                    .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+            )
+            .join("../shared")
+        })
 }
 
 fn baseline() -> BTreeMap<String, usize> {

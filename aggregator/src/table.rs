@@ -232,19 +232,18 @@ impl TableProvider for SamplesTable {
             .blocks_overlapping(start, end)
             .into_iter()
             .partition(|b| b.is_chunked());
-        if !chunked.is_empty() {
-            if let Some((scan, block_ids)) =
+        if !chunked.is_empty()
+            && let Some((scan, block_ids)) =
                 chunk_scan(state, &chunked, ids.as_ref(), start, end).await?
-            {
-                plans.push(decode_chunks_exec(
-                    scan,
-                    block_ids,
-                    start,
-                    end,
-                    ids.clone().map(Arc::new),
-                    projection,
-                )?);
-            }
+        {
+            plans.push(decode_chunks_exec(
+                scan,
+                block_ids,
+                start,
+                end,
+                ids.clone().map(Arc::new),
+                projection,
+            )?);
         }
         if !rows.is_empty() {
             // Only filters on the key columns go to the file scan (the
@@ -667,7 +666,11 @@ mod tests {
         });
         std::fs::write(block.join("meta.json"), meta.to_string()).unwrap();
 
-        let store = Arc::new(Store::open(crate::Config::default(), dir.path()).unwrap());
+        let config = crate::Config {
+            compact_min_blocks: 2,
+            ..crate::Config::default()
+        };
+        let store = Arc::new(Store::open(config, dir.path()).unwrap());
         assert!(store.knows(id));
         let ctx = sql_context(store.clone()).await.unwrap();
         let rows = ctx
@@ -687,6 +690,39 @@ mod tests {
         let mut got = Vec::new();
         crate::block::read_samples(&block, |_, _, vs| got.extend_from_slice(vs)).unwrap();
         assert_eq!(got, vec![12.34, 5.0, 0.1 + 0.2]);
+
+        // A chunk-format block of the same series beside it: both read
+        // together, and compaction rewrites them as one chunk block.
+        let all = |ctx: SessionContext| async move {
+            let rows = ctx
+                .sql("SELECT value FROM samples WHERE series_id IN (SELECT series_id FROM series) ORDER BY timestamp")
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
+            rows.iter()
+                .flat_map(|b| {
+                    let v = b.column(0).as_any().downcast_ref::<Float64Array>().unwrap();
+                    v.values().to_vec()
+                })
+                .collect::<Vec<f64>>()
+        };
+        store
+            .append(vec![crate::IngestSeries::new(
+                labels.clone(),
+                vec![4000, 5000],
+                vec![6.5, 7.0],
+            )])
+            .await
+            .unwrap();
+        store.flush().await.unwrap();
+        let want = vec![12.34, 5.0, 0.1 + 0.2, 6.5, 7.0];
+        assert_eq!(all(sql_context(store.clone()).await.unwrap()).await, want);
+        let blocks = store.blocks();
+        assert_eq!(blocks.len(), 1, "compacted into one block");
+        assert!(blocks[0].is_chunked());
+        assert_eq!(all(sql_context(store.clone()).await.unwrap()).await, want);
         store.close().await.unwrap();
     }
 }

@@ -9,7 +9,13 @@ use tidewatch_alertmanager::unit_test::{Options, run_files_with};
 fn shared() -> PathBuf {
     std::env::var_os("TIDEWATCH_SHARED")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
+        .unwrap_or_else(|| {
+            PathBuf::from(
+                std::env::var_os("CARGO_MANIFEST_DIR")
+                    .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+            )
+            .join("../../shared")
+        })
 }
 
 struct Row {

@@ -10,7 +10,11 @@ use tidewatch_common::exposition::{Format, ParseOptions, parse_with};
 fn shared_dir() -> PathBuf {
     match std::env::var_os("TIDEWATCH_SHARED") {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
+        None => PathBuf::from(
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+        )
+        .join("../../shared"),
     }
 }
 

@@ -11,7 +11,13 @@ use tidewatch_promql::promqltest::{MemTarget, Outcome, run_corpus};
 fn corpus_dir() -> PathBuf {
     let shared = std::env::var_os("TIDEWATCH_SHARED")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+        .unwrap_or_else(|| {
+            PathBuf::from(
+                std::env::var_os("CARGO_MANIFEST_DIR")
+                    .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+            )
+            .join("../../shared")
+        });
     shared.join("promqltest")
 }
 
