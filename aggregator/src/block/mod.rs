@@ -23,7 +23,7 @@
 pub mod legacy;
 pub mod prune;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -129,8 +129,9 @@ pub struct Block {
     data_footer: OnceLock<(u64, Arc<ParquetMetaData>)>,
     /// Series ids in `series.parquet` order, read on first use.
     series_ids: OnceLock<Arc<Vec<u64>>>,
-    /// Inverse of `series_ids`, built on first use.
-    series_index: OnceLock<HashMap<u64, u32>>,
+    /// `series` values ordered by id (the inverse of `series_ids`, 4 bytes
+    /// a series), built on first use.
+    series_by_id: OnceLock<Vec<u32>>,
 }
 
 impl Block {
@@ -141,7 +142,7 @@ impl Block {
             dir,
             data_footer: OnceLock::new(),
             series_ids: OnceLock::new(),
-            series_index: OnceLock::new(),
+            series_by_id: OnceLock::new(),
         }
     }
 
@@ -149,13 +150,17 @@ impl Block {
     pub fn series_of(&self, ids: &HashSet<u64>) -> anyhow::Result<Vec<u32>> {
         let all = self.series_ids()?;
         let mut out: Vec<u32> = if ids.len() * 8 < all.len() {
-            let index = self.series_index.get_or_init(|| {
-                all.iter()
-                    .enumerate()
-                    .map(|(s, id)| (*id, s as u32))
-                    .collect()
+            let by_id = self.series_by_id.get_or_init(|| {
+                let mut order: Vec<u32> = (0..all.len() as u32).collect();
+                order.sort_unstable_by_key(|&s| all[s as usize]);
+                order
             });
-            ids.iter().filter_map(|id| index.get(id).copied()).collect()
+            ids.iter()
+                .filter_map(|id| {
+                    let i = by_id.partition_point(|&s| all[s as usize] < *id);
+                    by_id.get(i).copied().filter(|&s| all[s as usize] == *id)
+                })
+                .collect()
         } else {
             (0..all.len() as u32)
                 .filter(|&s| ids.contains(&all[s as usize]))
@@ -700,6 +705,38 @@ mod tests {
                 );
                 print_sizes(&d, meta.samples);
             }
+        }
+    }
+
+    /// Both ways of finding a selection's rows in a block (by-id order for
+    /// small selections, a scan for large ones) agree, ignoring unknown ids.
+    #[test]
+    fn series_of_finds_the_rows_of_known_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let labels: Vec<Labels> = (0..100)
+            .map(|i| Labels::from_pairs([("__name__", "m".to_string()), ("i", i.to_string())]))
+            .collect();
+        let data = MemSeries {
+            timestamps: vec![1000],
+            values: vec![1.0],
+        };
+        let refs = labels
+            .iter()
+            .map(|l| SeriesRef {
+                id: l.stable_hash(),
+                labels: l,
+                data: &data,
+            })
+            .collect();
+        let b = write_block(dir.path(), "b", 0, refs, vec![]).unwrap();
+        let rows = b.series_ids().unwrap();
+        for take in [1, 5, 60, 100] {
+            let mut ids: HashSet<u64> = labels.iter().take(take).map(|l| l.stable_hash()).collect();
+            ids.insert(42); // not in the block
+            let got = b.series_of(&ids).unwrap();
+            assert_eq!(got.len(), take);
+            assert!(got.windows(2).all(|w| w[0] < w[1]));
+            assert!(got.iter().all(|&s| ids.contains(&rows[s as usize])));
         }
     }
 
