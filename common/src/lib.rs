@@ -9,6 +9,7 @@
 pub mod buffer;
 pub mod config;
 pub mod duration;
+pub mod es_bulk;
 pub mod exposition;
 pub mod labels;
 pub mod loki;

@@ -1,5 +1,6 @@
 //! The Elasticsearch sink: the `elasticsearch` crate's bulk API, index name
-//! with a date pattern (`logs-%Y.%m.%d`, from the record time), basic auth.
+//! with a date pattern (`logs-%Y.%m.%d`, from the record time), basic auth
+//! (the requests themselves: [`tidewatch_common::es_bulk`]).
 //! Every record is sent with the `create` action and `_id` = its record id,
 //! so a re-sent record is refused with 409 `version_conflict_engine_exception`
 //! instead of stored twice; that answer counts as delivered. Items the server rejects with 429 or 5xx are retried with
@@ -11,18 +12,14 @@
 
 use std::time::Duration;
 
-use elasticsearch::auth::Credentials;
-use elasticsearch::http::Url;
-use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
-use elasticsearch::{BulkParts, Elasticsearch};
+use tidewatch_common::es_bulk::{BulkClient, BulkReply};
 
 use super::record::Record;
 use super::sink::{DeadLetter, SinkMetrics, document};
 
 /// Bulk client.
 pub struct EsSink {
-    clients: Vec<Elasticsearch>,
-    current: usize,
+    client: BulkClient,
     index: String,
     max_item_retries: u32,
     dead: DeadLetter,
@@ -31,14 +28,7 @@ pub struct EsSink {
 
 /// Expands `%Y`, `%m`, `%d` from a timestamp (UTC).
 pub fn index_name(pattern: &str, ts_ns: i64) -> String {
-    if !pattern.contains('%') {
-        return pattern.to_string();
-    }
-    let t = chrono::DateTime::from_timestamp_nanos(ts_ns);
-    pattern
-        .replace("%Y", &t.format("%Y").to_string())
-        .replace("%m", &t.format("%m").to_string())
-        .replace("%d", &t.format("%d").to_string())
+    tidewatch_common::es_bulk::index_name(pattern, chrono::DateTime::from_timestamp_nanos(ts_ns))
 }
 
 impl EsSink {
@@ -52,23 +42,8 @@ impl EsSink {
         dead: DeadLetter,
         metrics: SinkMetrics,
     ) -> anyhow::Result<EsSink> {
-        let mut clients = Vec::new();
-        for h in hosts {
-            let url = Url::parse(h).map_err(|e| anyhow::anyhow!("host {h:?}: {e}"))?;
-            let mut b = TransportBuilder::new(SingleNodeConnectionPool::new(url))
-                .disable_proxy()
-                .timeout(Duration::from_secs(30));
-            if let Some(u) = user {
-                b = b.auth(Credentials::Basic(
-                    u.to_string(),
-                    password.unwrap_or("").to_string(),
-                ));
-            }
-            clients.push(Elasticsearch::new(b.build()?));
-        }
         Ok(EsSink {
-            clients,
-            current: 0,
+            client: BulkClient::new(hosts, user, password)?,
             index: index.to_string(),
             max_item_retries,
             dead,
@@ -91,64 +66,31 @@ impl EsSink {
                 document(r, &mut doc);
                 body.push(doc);
             }
-            let client = &self.clients[self.current % self.clients.len()];
-            let resp = match client.bulk(BulkParts::None).body(body).send().await {
-                Ok(r) => r,
+            let items = match self.client.send(body, pending.len()).await {
+                Ok(BulkReply::Items(items)) => items,
+                Ok(BulkReply::Refused { status, body }) => {
+                    // The request as a whole is refused (bad request): never retry.
+                    for r in &pending {
+                        self.dead.write(r, &format!("bulk HTTP {status}: {body}"));
+                    }
+                    return Ok(());
+                }
                 Err(e) => {
-                    self.current += 1;
                     self.metrics.failures.inc();
-                    return Err(format!("bulk request: {e}"));
+                    return Err(e);
                 }
             };
-            let status = resp.status_code();
-            if status.as_u16() == 429 || status.is_server_error() {
-                self.metrics.failures.inc();
-                self.current += 1;
-                return Err(format!("bulk request: HTTP {status}"));
-            }
-            let v: serde_json::Value = resp
-                .json()
-                .await
-                .map_err(|e| format!("bulk response: {e}"))?;
-            if !status.is_success() {
-                // The request as a whole is refused (bad request): never retry.
-                for r in &pending {
-                    self.dead.write(r, &format!("bulk HTTP {status}: {v}"));
-                }
-                return Ok(());
-            }
-            let items = v
-                .get("items")
-                .and_then(|i| i.as_array())
-                .cloned()
-                .unwrap_or_default();
-            if items.len() != pending.len() {
-                return Err(format!(
-                    "bulk response has {} items for {} actions",
-                    items.len(),
-                    pending.len()
-                ));
-            }
             attempt += 1;
             let mut retry = Vec::new();
-            for (r, item) in pending.iter().zip(items.iter()) {
-                let body = item.as_object().and_then(|o| o.values().next());
-                let st = body
-                    .and_then(|b| b.get("status"))
-                    .and_then(|s| s.as_u64())
-                    .unwrap_or(0);
-                if (200..300).contains(&st) || st == 409 {
+            for (r, item) in pending.iter().zip(&items) {
+                if item.stored() || item.status == 409 {
                     // 409: a re-sent record, stored by an earlier attempt.
                     self.metrics.sent.inc();
-                } else if (st == 429 || st >= 500) && attempt <= self.max_item_retries {
+                } else if item.retryable() && attempt <= self.max_item_retries {
                     self.metrics.item_retries.inc();
                     retry.push(*r);
                 } else {
-                    let reason = body
-                        .and_then(|b| b.get("error"))
-                        .map(|e| e.to_string())
-                        .unwrap_or_else(|| format!("status {st}"));
-                    self.dead.write(r, &reason);
+                    self.dead.write(r, &item.reason());
                 }
             }
             pending = retry;
