@@ -469,9 +469,20 @@ impl<'a> ChunkColumns<'a> {
             .ok_or_else(|| anyhow::anyhow!("data.parquet: series {s} not in series.parquet"))
     }
 
+    /// The sample count of row `i`, refused above [`MAX_CHUNK_SAMPLES`] (a
+    /// corrupt count must not size an allocation).
+    fn samples(&self, i: usize) -> anyhow::Result<usize> {
+        let n = self.samples.value(i) as usize;
+        anyhow::ensure!(
+            n <= MAX_CHUNK_SAMPLES,
+            "data.parquet: chunk of {n} samples (at most {MAX_CHUNK_SAMPLES})"
+        );
+        Ok(n)
+    }
+
     /// Decodes row `i` into `ts`/`vs` (cleared first).
     fn decode(&self, i: usize, ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> anyhow::Result<()> {
-        let n = self.samples.value(i) as usize;
+        let n = self.samples(i)?;
         ts.clear();
         vs.clear();
         let s = self.series.value(i);
@@ -496,7 +507,7 @@ pub fn decode_chunks(
     let mut rows = 0;
     for i in 0..batch.num_rows() {
         if keep(cols.id(i, ids)?) {
-            rows += cols.samples.value(i) as usize;
+            rows += cols.samples(i)?;
         }
     }
     let (mut out_ids, mut out_ts, mut out_vs) = (
@@ -738,6 +749,34 @@ mod tests {
             assert!(got.windows(2).all(|w| w[0] < w[1]));
             assert!(got.iter().all(|&s| ids.contains(&rows[s as usize])));
         }
+    }
+
+    /// A corrupt chunk (sample count beyond the chunk limit, truncated
+    /// encoding) is an error, not an allocation or a panic.
+    #[test]
+    fn corrupt_chunks_are_errors() {
+        let batch = |samples: u32, values: &[u8]| {
+            let ts = TimestampMillisecondArray::from(vec![1000]);
+            RecordBatch::try_new(
+                chunk_schema(),
+                vec![
+                    Arc::new(UInt32Array::from(vec![0])),
+                    Arc::new(ts.clone()),
+                    Arc::new(ts),
+                    Arc::new(UInt32Array::from(vec![samples])),
+                    Arc::new(BinaryArray::from(vec![&[0u8][..]])),
+                    Arc::new(BinaryArray::from(vec![values])),
+                ],
+            )
+            .unwrap()
+        };
+        let err = decode_chunks(&batch(u32::MAX, &[0]), &[7], 0, i64::MAX, |_| true).unwrap_err();
+        assert!(err.to_string().contains("at most"), "{err}");
+        assert!(decode_chunks(&batch(1, &[]), &[7], 0, i64::MAX, |_| true).is_err());
+        assert!(
+            decode_chunks(&batch(1, &[0]), &[], 0, i64::MAX, |_| true).is_err(),
+            "unknown series"
+        );
     }
 
     /// Long series are split into chunks; the table's decoder keeps only

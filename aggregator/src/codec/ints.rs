@@ -195,6 +195,9 @@ pub fn decode(buf: &mut &[u8], n: usize, out: &mut Vec<i64>) -> Result<(), Corru
             }
         }
         RICE => {
+            if w >= 64 {
+                return Err(Corrupt("Rice parameter above 63"));
+            }
             for _ in 1..n {
                 let u = r.read_unary(RICE_ESCAPE)?;
                 let z = if u == RICE_ESCAPE {
@@ -307,6 +310,15 @@ mod tests {
                 round_trip(&xs);
             }
         }
+    }
+
+    #[test]
+    fn a_rice_parameter_of_64_is_an_error_not_a_panic() {
+        // first 0, gcd 1, RICE, center 0, k = 64, then quotient 1 (which
+        // shifted by 64 would overflow) and zero padding.
+        let buf = [0u8, 1, RICE, 0, 64, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut b = &buf[..];
+        assert!(decode(&mut b, 3, &mut Vec::new()).is_err());
     }
 
     #[test]
