@@ -526,16 +526,7 @@ impl Store {
                     .filter_map(|id| index.get(*id).map(|e| (*id, e.labels.clone())))
                     .collect()
             };
-            let refs: Vec<SeriesRef<'_>> = series
-                .iter()
-                .filter_map(|(id, data)| {
-                    labels.get(id).map(|labels| SeriesRef {
-                        id: *id,
-                        labels,
-                        data,
-                    })
-                })
-                .collect();
+            let refs = SeriesRef::join(&series, &labels);
             let name = self.next_block_name(p);
             out.push(block::write_block(&root, &name, p, refs, replaces.clone())?);
         }

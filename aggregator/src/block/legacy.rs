@@ -8,29 +8,28 @@ use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, Float64Array, Int8Array, Int64Array};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::sample_columns;
+use super::{sample_columns, samples_schema};
 
 /// Schema of a row-format `data.parquet`: the samples schema with exact
 /// decimals split into an integer encoding (see [`ValueCodec`]).
 pub fn row_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("series_id", DataType::UInt64, false),
-        Field::new(
-            "timestamp",
-            DataType::Timestamp(TimeUnit::Millisecond, None),
-            false,
-        ),
-        Field::new("value", DataType::Float64, true),
+    let mut fields: Vec<Field> = samples_schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.extend([
         Field::new("value_int", DataType::Int64, true),
         Field::new("value_scale", DataType::Int8, false),
         // Absent (null) in blocks written before they existed: 1 and 0.
         Field::new("value_mult", DataType::Int64, true),
         Field::new("value_base", DataType::Int64, true),
-    ]))
+    ]);
+    Arc::new(Schema::new(fields))
 }
 
 /// Powers of ten for `value_scale` 0..=3.

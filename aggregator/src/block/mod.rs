@@ -23,7 +23,7 @@
 pub mod legacy;
 pub mod prune;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -213,6 +213,25 @@ pub struct SeriesRef<'a> {
     pub labels: &'a Labels,
     /// Samples.
     pub data: &'a MemSeries,
+}
+
+impl<'a> SeriesRef<'a> {
+    /// The series of `data` whose labels `labels` knows (others are left
+    /// out).
+    pub fn join(
+        data: &'a HashMap<u64, MemSeries>,
+        labels: &'a HashMap<u64, Labels>,
+    ) -> Vec<SeriesRef<'a>> {
+        data.iter()
+            .filter_map(|(id, data)| {
+                labels.get(id).map(|labels| SeriesRef {
+                    id: *id,
+                    labels,
+                    data,
+                })
+            })
+            .collect()
+    }
 }
 
 fn writer_props() -> WriterProperties {

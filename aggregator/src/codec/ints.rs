@@ -233,15 +233,7 @@ mod tests {
         out.len() - 4
     }
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::codec::tests::Rng;
 
     #[test]
     fn regular_timestamps_cost_no_bits_per_sample() {

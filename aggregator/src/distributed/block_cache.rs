@@ -114,16 +114,20 @@ impl BlockCache {
         .await?
     }
 
-    /// Samples in `[start, end]` of the series matching `matchers`, one
-    /// entry per (block, series).
-    pub fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<Series> {
-        let blocks: Vec<Arc<LoadedBlock>> = self
-            .blocks
+    /// The loaded blocks with samples in `[start, end]`.
+    fn overlapping(&self, start: i64, end: i64) -> Vec<Arc<LoadedBlock>> {
+        self.blocks
             .read()
             .values()
             .filter(|b| b.meta.max_t >= start && b.meta.min_t <= end)
             .cloned()
-            .collect();
+            .collect()
+    }
+
+    /// Samples in `[start, end]` of the series matching `matchers`, one
+    /// entry per (block, series).
+    pub fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<Series> {
+        let blocks = self.overlapping(start, end);
         let mut out = Vec::new();
         for b in blocks {
             for s in &b.series {
@@ -147,13 +151,7 @@ impl BlockCache {
     /// Labels of the series matching `matchers` with a sample in
     /// `[start, end]` (no samples copied).
     pub fn series_labels(&self, matchers: &[Matcher], start: i64, end: i64) -> Vec<Labels> {
-        let blocks: Vec<Arc<LoadedBlock>> = self
-            .blocks
-            .read()
-            .values()
-            .filter(|b| b.meta.max_t >= start && b.meta.min_t <= end)
-            .cloned()
-            .collect();
+        let blocks = self.overlapping(start, end);
         let mut out = Vec::new();
         for b in blocks {
             for s in &b.series {

@@ -228,15 +228,6 @@ pub fn merge_blocks(
         })?;
     }
     std::fs::create_dir_all(root)?;
-    let refs: Vec<SeriesRef<'_>> = series
-        .iter()
-        .filter_map(|(id, data)| {
-            labels.get(id).map(|labels| SeriesRef {
-                id: *id,
-                labels,
-                data,
-            })
-        })
-        .collect();
+    let refs = SeriesRef::join(&series, &labels);
     block::write_block(root, name, partition, refs, replaces)
 }
