@@ -221,10 +221,10 @@ impl TableProvider for SamplesTable {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let (mut start, mut end) = (i64::MIN, i64::MAX);
         time_bounds(filters, &mut start, &mut end);
-        let ids = match (id_filter(filters), &self.only) {
-            (Some(f), Some(only)) => Some(f.intersection(only).copied().collect()),
-            (None, Some(only)) => Some(only.as_ref().clone()),
-            (f, None) => f,
+        let ids: Option<Arc<HashSet<u64>>> = match (id_filter(filters), &self.only) {
+            (Some(f), Some(only)) => Some(Arc::new(f.intersection(only).copied().collect())),
+            (None, Some(only)) => Some(only.clone()),
+            (f, None) => f.map(Arc::new),
         };
         let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         let (chunked, rows): (Vec<_>, Vec<_>) = self
@@ -234,14 +234,14 @@ impl TableProvider for SamplesTable {
             .partition(|b| b.is_chunked());
         if !chunked.is_empty()
             && let Some((scan, block_ids)) =
-                chunk_scan(state, &chunked, ids.as_ref(), start, end).await?
+                chunk_scan(state, &chunked, ids.as_deref(), start, end).await?
         {
             plans.push(decode_chunks_exec(
                 scan,
                 block_ids,
                 start,
                 end,
-                ids.clone().map(Arc::new),
+                ids.clone(),
                 projection,
             )?);
         }
@@ -269,7 +269,7 @@ impl TableProvider for SamplesTable {
             let scan = parquet_scan(state, &rows, legacy::row_schema(), &key_filters).await?;
             plans.push(value_projection(state, scan, projection)?);
         }
-        let head = self.store.head_batch(ids.as_ref(), start, end);
+        let head = self.store.head_batch(ids.as_deref(), start, end);
         plans.push(MemorySourceConfig::try_new_exec(
             &[vec![head]],
             samples_schema(),
