@@ -94,28 +94,9 @@ pub fn scan_file(
     end: i64,
     mut f: impl FnMut(&str, i64, &str),
 ) -> anyhow::Result<()> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path)?)?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), [0, 1, 2]);
-    let reader = builder
-        .with_projection(mask)
-        .with_batch_size(8192)
-        .build()?;
-    for batch in reader {
-        let batch = batch?;
-        let ts = batch
-            .column_by_name("timestamp")
-            .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
-            .ok_or_else(|| anyhow::anyhow!("{}: bad timestamp column", path.display()))?;
-        let labels = string_col(&batch, "labels", path)?;
-        let line = string_col(&batch, "line", path)?;
-        for i in 0..batch.num_rows() {
-            let t = ts.value(i);
-            if t >= start && t <= end {
-                f(labels.value(i), t, line.value(i));
-            }
-        }
-    }
-    Ok(())
+    scan_rows(path, start, end, true, |labels, t, line| {
+        f(labels, t, line.unwrap_or(""))
+    })
 }
 
 /// Reads only `timestamp` and `labels` of a partition file, calling `f`
@@ -126,8 +107,21 @@ pub fn scan_streams(
     end: i64,
     mut f: impl FnMut(&str),
 ) -> anyhow::Result<()> {
+    scan_rows(path, start, end, false, |labels, _, _| f(labels))
+}
+
+/// Reads `timestamp`, `labels` and, when `with_line`, `line` of a partition
+/// file, calling `f` for each row in `[start, end]`.
+fn scan_rows(
+    path: &Path,
+    start: i64,
+    end: i64,
+    with_line: bool,
+    mut f: impl FnMut(&str, i64, Option<&str>),
+) -> anyhow::Result<()> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path)?)?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), [0, 1]);
+    let columns: &[usize] = if with_line { &[0, 1, 2] } else { &[0, 1] };
+    let mask = ProjectionMask::roots(builder.parquet_schema(), columns.iter().copied());
     let reader = builder
         .with_projection(mask)
         .with_batch_size(8192)
@@ -139,10 +133,15 @@ pub fn scan_streams(
             .and_then(|c| c.as_any().downcast_ref::<TimestampNanosecondArray>())
             .ok_or_else(|| anyhow::anyhow!("{}: bad timestamp column", path.display()))?;
         let labels = string_col(&batch, "labels", path)?;
+        let line = if with_line {
+            Some(string_col(&batch, "line", path)?)
+        } else {
+            None
+        };
         for i in 0..batch.num_rows() {
             let t = ts.value(i);
             if t >= start && t <= end {
-                f(labels.value(i));
+                f(labels.value(i), t, line.map(|l| l.value(i)));
             }
         }
     }
