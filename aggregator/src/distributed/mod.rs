@@ -78,15 +78,23 @@ pub async fn start(
     let metrics = metrics::DistMetrics::default();
     metrics.register(registry);
     let replica = d.replica_name().unwrap_or_else(|| "standalone".into());
+    // Ingesters publish remote-write to Kafka; so does a query replica with
+    // brokers (the alert engine's ALERTS, collectors behind one Service).
+    let publishes = match d.mode {
+        Mode::Ingester => true,
+        Mode::Query => !d.kafka.brokers.is_empty(),
+        _ => false,
+    };
+    if publishes {
+        publisher = Some(Arc::new(kafka_ingest::Publisher::connect(
+            &d.kafka,
+            store.clone(),
+            metrics.clone(),
+            stop.clone(),
+        )?));
+    }
     match d.mode {
-        Mode::Ingester => {
-            publisher = Some(Arc::new(kafka_ingest::Publisher::connect(
-                &d.kafka,
-                store.clone(),
-                metrics.clone(),
-                stop.clone(),
-            )?));
-        }
+        Mode::Ingester => {}
         Mode::Consumer => {
             let consumer = kafka_consume::consumer(&d.kafka, &replica)?;
             tasks.push(tokio::spawn(kafka_consume::run_consumer(
@@ -98,17 +106,6 @@ pub async fn start(
             )));
         }
         Mode::Query => {
-            // A query replica with brokers also takes remote-write (the
-            // alert engine's ALERTS, collectors behind one Service) and
-            // publishes it, like an ingester.
-            if !d.kafka.brokers.is_empty() {
-                publisher = Some(Arc::new(kafka_ingest::Publisher::connect(
-                    &d.kafka,
-                    store.clone(),
-                    metrics.clone(),
-                    stop.clone(),
-                )?));
-            }
             let blocks = match &d.object_store {
                 Some(o) => {
                     let dir = o
